@@ -1,0 +1,1 @@
+"""Forms of booking: input parsing and friendly messages; the rules stay in services."""

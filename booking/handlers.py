@@ -1,0 +1,1 @@
+"""Outbox handlers of booking, registered when the app is ready."""

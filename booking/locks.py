@@ -1,0 +1,1 @@
+"""The only place booking locks rows: small querysets ordered by primary key."""

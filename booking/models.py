@@ -1,0 +1,1 @@
+"""Tables of booking; integrity rules live here as database constraints."""

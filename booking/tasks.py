@@ -1,0 +1,1 @@
+"""Thin Celery tasks of booking: load by id, make one service call."""

@@ -1,0 +1,4 @@
+"""URL routes of booking."""
+
+app_name = "booking"
+urlpatterns: list = []

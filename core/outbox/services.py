@@ -1,0 +1,150 @@
+import enum
+import logging
+import traceback
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+
+from core.outbox import locks
+from core.outbox.models import OutboxMessage
+from core.outbox.registry import handler_get, handlers_for_topic
+from core.transactions import require_atomic
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_BASE = timedelta(seconds=5)
+BACKOFF_MAX = timedelta(hours=1)
+
+
+class Delivery(enum.StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"  # the handler raised; retried after a back-off
+    DEAD = "dead"  # the handler failed for the last time
+    SKIPPED = "skipped"  # delivered already, not yet due, or another deliverer holds it
+
+
+def outbox_enqueue(
+    *, topic: str, payload: dict[str, Any], now: datetime, key: str | None = None
+) -> list[OutboxMessage]:
+    """Write a message for every handler of *topic*, in the caller's transaction.
+
+    Nothing is sent unless the caller commits. After the commit a Celery task is asked to deliver
+    the rows at once; if Redis or the workers are away, the periodic sweeper delivers them later.
+    With *key*, a message already written for the same handler and key is not written again.
+
+    :raises TransactionRequired: outside `transaction.atomic()`.
+    """
+    require_atomic("outbox_enqueue")
+    handlers = handlers_for_topic(topic)
+    if not handlers:
+        return []
+    rows = [
+        OutboxMessage(topic=topic, handler=h.name, payload=payload, key=key, created_at=now, available_at=now)
+        for h in handlers
+    ]
+    if key is None:
+        created = OutboxMessage.objects.bulk_create(rows)
+    else:
+        OutboxMessage.objects.bulk_create(rows, ignore_conflicts=True)
+        created = list(
+            OutboxMessage.objects.filter(
+                key=key, handler__in=[h.name for h in handlers], status=OutboxMessage.Status.PENDING
+            )
+        )
+    ids = [row.pk for row in created]
+    if ids:
+        transaction.on_commit(lambda: _publish(ids))
+    return created
+
+
+def _publish(message_ids: list[int]) -> None:
+    from core.tasks import outbox_deliver
+
+    try:
+        outbox_deliver.apply_async(kwargs={"message_ids": message_ids}, retry=False)
+    except Exception:  # noqa: BLE001 - the commit already happened; the sweeper is the safety net
+        logger.warning("Could not publish outbox messages %s; the sweeper will deliver them.", message_ids)
+
+
+def outbox_message_deliver(*, message_id: int, now: datetime) -> Delivery:
+    """Run the handler of one message at most once to completion.
+
+    The message row stays locked while its handler runs and is marked delivered in the same
+    transaction as the handler's own writes, so a handler that finished is never run again. A
+    handler that raises has its writes rolled back, the attempt counted and the next attempt
+    scheduled with exponential back-off; after its last attempt the message is marked dead.
+    """
+    with transaction.atomic(durable=True):
+        message = locks.lock_pending_message(message_id=message_id)
+        if message is None or message.available_at > now:
+            return Delivery.SKIPPED
+        handler = handler_get(message.handler)
+        message.attempts += 1
+        try:
+            if handler is None:
+                raise LookupError(
+                    f"No outbox handler named {message.handler!r} is registered in this process."
+                )
+            with transaction.atomic():  # a savepoint: the handler's writes vanish if it fails
+                handler(message, now=now)
+        except Exception:  # noqa: BLE001 - any handler failure is recorded and retried, never lost
+            message.last_error = traceback.format_exc(limit=8)[-4000:]
+            max_attempts = handler.max_attempts if handler else 1
+            if message.attempts >= max_attempts:
+                message.status = OutboxMessage.Status.DEAD
+                outcome = Delivery.DEAD
+                logger.error(
+                    "Outbox message %s failed for the last time:\n%s", message.pk, message.last_error
+                )
+            else:
+                message.available_at = now + outbox_backoff(attempts=message.attempts)
+                outcome = Delivery.FAILED
+                logger.warning(
+                    "Outbox message %s failed (attempt %s), retrying.", message.pk, message.attempts
+                )
+            message.save(update_fields=["attempts", "last_error", "status", "available_at"])
+            return outcome
+        message.status = OutboxMessage.Status.DELIVERED
+        message.delivered_at = now
+        message.save(update_fields=["attempts", "status", "delivered_at"])
+        logger.info("Outbox message %s (%s -> %s) delivered.", message.pk, message.topic, message.handler)
+        return Delivery.DELIVERED
+
+
+def outbox_backoff(*, attempts: int) -> timedelta:
+    """Wait 5 s after the first failure, doubling up to an hour."""
+    return min(BACKOFF_BASE * 2 ** (attempts - 1), BACKOFF_MAX)
+
+
+def outbox_sweep(*, now: datetime, limit: int = 500) -> dict[str, int]:
+    """Deliver pending messages that are due: those the after-commit task missed, and retries.
+
+    Safe to run on several workers at once: each message is locked with SKIP LOCKED while delivered.
+    """
+    due = list(
+        OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING, available_at__lte=now)
+        .order_by("available_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    return outbox_messages_deliver(message_ids=due, now=now)
+
+
+def outbox_messages_deliver(*, message_ids: list[int], now: datetime) -> dict[str, int]:
+    """Deliver each message in turn (each in its own transaction); count the outcomes."""
+    counts = {outcome.value: 0 for outcome in Delivery}
+    for message_id in message_ids:
+        counts[outbox_message_deliver(message_id=message_id, now=now)] += 1
+    return counts
+
+
+def outbox_message_retry(*, message: OutboxMessage, now: datetime) -> OutboxMessage:
+    """Give a dead (or backed-off) message another go now, e.g. after staff fixed its cause."""
+    with transaction.atomic(durable=True):
+        updated = OutboxMessage.objects.filter(
+            pk=message.pk, status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.DEAD]
+        ).update(status=OutboxMessage.Status.PENDING, available_at=now)
+        if updated:
+            transaction.on_commit(lambda: _publish([message.pk]))
+    message.refresh_from_db()
+    return message

@@ -1,0 +1,1 @@
+"""Outbox handlers of inventory, registered when the app is ready."""

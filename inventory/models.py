@@ -1,0 +1,1 @@
+"""Tables of inventory; integrity rules live here as database constraints."""

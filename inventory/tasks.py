@@ -1,0 +1,1 @@
+"""Thin Celery tasks of inventory: load by id, make one service call."""

@@ -1,0 +1,4 @@
+"""URL routes of inventory."""
+
+app_name = "inventory"
+urlpatterns: list = []

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class PaymentsConfig(AppConfig):
+    """Payment plans, Stripe intents, webhooks, refunds and reconciliation."""
+
+    name = "payments"
+    verbose_name = "Payments"
+
+    def ready(self) -> None:
+        from payments import handlers  # noqa: F401 - subscribes the app's outbox handlers

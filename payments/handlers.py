@@ -1,0 +1,1 @@
+"""Outbox handlers of payments, registered when the app is ready."""

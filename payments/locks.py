@@ -1,0 +1,1 @@
+"""The only place payments locks rows: small querysets ordered by primary key."""

@@ -1,0 +1,1 @@
+"""Tables of payments; integrity rules live here as database constraints."""

@@ -1,0 +1,1 @@
+"""Reads of payments: querysets and plain data prepared for views and other apps."""

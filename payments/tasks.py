@@ -1,0 +1,1 @@
+"""Thin Celery tasks of payments: load by id, make one service call."""

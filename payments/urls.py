@@ -1,0 +1,4 @@
+"""URL routes of payments."""
+
+app_name = "payments"
+urlpatterns: list = []

@@ -1,0 +1,80 @@
+"""Fixtures every test may use: a real Celery worker, a Redis we can take away, a frozen `now`.
+
+Tests run against real PostgreSQL and Redis (DATABASE_URL / REDIS_URL, provided by `make test`).
+"""
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from config.celery import app as celery_app
+from config.devstack import LocalRedis
+from config.env import celery_broker_url
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float = 15.0, interval: float = 0.05) -> object:
+    """Poll until *predicate* returns something truthy; fail the test after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def _reset_broker_connections() -> None:
+    # Celery caches broker connections per app; after switching brokers they must be rebuilt.
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@contextlib.contextmanager
+def celery_broker(redis_url: str) -> Iterator[None]:
+    """Publish to and consume from the Redis at *redis_url* inside the block."""
+    previous = celery_app.conf.broker_url
+    celery_app.conf.broker_url = celery_broker_url(redis_url)
+    _reset_broker_connections()
+    try:
+        yield
+    finally:
+        celery_app.conf.broker_url = previous
+        _reset_broker_connections()
+
+
+@contextlib.contextmanager
+def running_worker() -> Iterator[object]:
+    """A real Celery worker consuming the configured broker in a thread of this test process."""
+    with start_worker(
+        celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A worker on the test broker; queued tasks left by earlier tests are purged first."""
+    celery_app.control.purge()
+    with running_worker() as worker:
+        yield worker
+
+
+@pytest.fixture
+def private_redis(tmp_path_factory) -> Iterator[LocalRedis]:
+    """A Redis server of this test's own, which the test may stop and start again."""
+    server = LocalRedis(tmp_path_factory.mktemp("redis"), persist=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The instant the domain code is told it is (tests pass it explicitly, never read the clock)."""
+    return datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Outbox handlers of ticketing, registered when the app is ready."""

@@ -1,0 +1,1 @@
+"""Tables of ticketing; integrity rules live here as database constraints."""

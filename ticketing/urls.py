@@ -1,0 +1,4 @@
+"""URL routes of ticketing."""
+
+app_name = "ticketing"
+urlpatterns: list = []
