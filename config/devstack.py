@@ -136,20 +136,17 @@ class LocalPostgres:
         self.sock.chmod(0o700)
         if not (self.data / "PG_VERSION").exists():
             say(f"creating a PostgreSQL cluster in {self.data} ...")
-            self._as_owner(
-                self.bindir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust",
-                "-E", "UTF8", "--locale=C.UTF-8", quiet=True,
-            )  # fmt: skip
+            initdb = ["-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]
+            self._as_owner(self.bindir / "initdb", *initdb, quiet=True)
             with (self.data / "postgresql.conf").open("a") as conf:
                 conf.write("\n# --- project-local cluster (config/devstack.py) ---\n")
                 conf.write("listen_addresses = ''\nmax_connections = 200\nlog_min_messages = warning\n")
         started = False
         if not self.running():
             say("starting PostgreSQL ...")
-            self._as_owner(
-                self.bindir / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60",
-                "-o", f"-k {self.sock} -c listen_addresses=''", "start", quiet=True,
-            )  # fmt: skip
+            options = f"-k {self.sock} -c listen_addresses=''"
+            pg_ctl = ["-D", self.data, "-l", self.log, "-w", "-t", "60", "-o", options, "start"]
+            self._as_owner(self.bindir / "pg_ctl", *pg_ctl, quiet=True)
             started = True
         self._ensure_database()
         return started
@@ -166,10 +163,10 @@ class LocalPostgres:
             "-d",
             "postgres",
         ]
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"  # noqa: S608 - a constant
         exists = subprocess.run(
-            [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],  # noqa: S608 - a constant
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+            [*psql, "-tAc", query], check=True, capture_output=True, text=True
+        ).stdout.strip()
         if exists != "1":
             subprocess.run(
                 [*psql, "-c", f'CREATE DATABASE "{DB_NAME}"'], check=True, stdout=subprocess.DEVNULL
@@ -383,10 +380,9 @@ class Supervisor:
         self.stopping = False
 
     def start(self, name: str, argv: list[str]) -> None:
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
-        )  # fmt: skip
+        # A session of its own: Ctrl-C reaches only us, and we stop the children in order.
+        output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, start_new_session=True, **output)
         self.procs[name] = proc
         threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
 
@@ -420,10 +416,10 @@ class Supervisor:
 
 
 def _manage(env: dict[str, str], *args: str, capture: bool = False) -> str:
+    stdout = subprocess.PIPE if capture else None
     result = subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=False, text=True,
-        stdout=subprocess.PIPE if capture else None,
-    )  # fmt: skip
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=False, text=True, stdout=stdout
+    )
     if result.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed (exit {result.returncode}).")
     if capture:
@@ -451,6 +447,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     services = Services()
     env = services.environment()
     env.setdefault("DEBUG", "1")
+    env.setdefault("BUSINESS_NAME", "Lumen Studios")  # the demo business seed_demo loads
+    env.setdefault("BUSINESS_TIME_ZONE", "Europe/London")
     env.setdefault("SECRET_KEY", _secret_key())
     port = _free_port(int(env.get("PORT", "8000")))
     base = f"http://127.0.0.1:{port}"
@@ -468,10 +466,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         say("loading the demo business ...")
         seeded = _manage(env, "seed_demo", capture=True)
         supervisor.start("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}"])
-        supervisor.start("worker", [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "WARNING",
-                                    "--concurrency", "2", "-n", "worker@%h"])  # fmt: skip
-        supervisor.start("beat", [PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "WARNING",
-                                  "-s", str(LOCAL / "celerybeat-schedule")])  # fmt: skip
+        celery = [PYTHON, "-m", "celery", "-A", "config"]
+        supervisor.start(
+            "worker", [*celery, "worker", "-l", "WARNING", "--concurrency", "2", "-n", "worker@%h"]
+        )
+        supervisor.start("beat", [*celery, "beat", "-l", "WARNING", "-s", str(LOCAL / "celerybeat-schedule")])
         report = _wait_healthy(f"{base}/healthz", timeout=90)
         health = "green" if report and report.get("ok") else "NOT green yet, see the log above"
         logins = [line.split(":", 1)[1].strip() for line in seeded.splitlines() if line.startswith("login:")]

@@ -102,6 +102,7 @@ BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
 BUSINESS_NAME = env_str("BUSINESS_NAME", "Booking")
 SUPPORT_EMAIL = env_str("SUPPORT_EMAIL", "support@example.com")
 SUPPORT_PHONE = env_str("SUPPORT_PHONE", "")
+BUSINESS_TIME_ZONE = env_str("BUSINESS_TIME_ZONE", "UTC")  # how admin shows and reads times
 
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)

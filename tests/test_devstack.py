@@ -28,9 +28,13 @@ def _free_port() -> int:
 def _admin_connection() -> psycopg.Connection:
     db = settings.DATABASES["default"]
     return psycopg.connect(
-        dbname="postgres", user=db["USER"], password=db["PASSWORD"] or None, host=db["HOST"] or None,
-        port=db["PORT"] or None, autocommit=True,
-    )  # fmt: skip
+        dbname="postgres",
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+        autocommit=True,
+    )
 
 
 @pytest.fixture

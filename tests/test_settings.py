@@ -29,8 +29,12 @@ def settings_with(env: dict[str, str], *names: str) -> dict:
     }
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()" + PROBE % (names,)],
-        cwd=ROOT, env=clean, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip().splitlines()[-1])
     return json.loads(result.stdout)
@@ -39,9 +43,15 @@ def settings_with(env: dict[str, str], *names: str) -> dict:
 def test_with_only_the_required_variables_the_site_runs_locked_down():
     s = settings_with(
         {"SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "book.example.com"},
-        "DEBUG", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS", "ALLOWED_HOSTS",
-        "SECURE_SSL_REDIRECT", "X_FRAME_OPTIONS", "SECURE_CONTENT_TYPE_NOSNIFF",
-    )  # fmt: skip
+        "DEBUG",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_HSTS_SECONDS",
+        "ALLOWED_HOSTS",
+        "SECURE_SSL_REDIRECT",
+        "X_FRAME_OPTIONS",
+        "SECURE_CONTENT_TYPE_NOSNIFF",
+    )
     assert s == {
         "DEBUG": False,
         "SESSION_COOKIE_SECURE": True,
@@ -57,8 +67,10 @@ def test_with_only_the_required_variables_the_site_runs_locked_down():
 def test_hsts_is_switched_on_by_its_flag():
     s = settings_with(
         {"SECRET_KEY": "x" * 50, "SECURE_HSTS_SECONDS": "31536000"},
-        "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD",
-    )  # fmt: skip
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
+    )
     assert s == {
         "SECURE_HSTS_SECONDS": 31536000,
         "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
@@ -93,8 +105,9 @@ def test_a_malformed_flag_is_refused_with_its_name():
 def test_the_broker_and_cache_follow_redis_url_including_unix_sockets():
     s = settings_with(
         {"SECRET_KEY": "x" * 50, "REDIS_URL": "unix:///run/redis/redis.sock?db=2"},
-        "CELERY_BROKER_URL", "CACHES",
-    )  # fmt: skip
+        "CELERY_BROKER_URL",
+        "CACHES",
+    )
     assert s["CELERY_BROKER_URL"] == "redis+socket:///run/redis/redis.sock?virtual_host=2"
     assert s["CACHES"]["default"]["LOCATION"] == "unix:///run/redis/redis.sock?db=2"
 
@@ -113,6 +126,10 @@ def test_the_deployment_checklist_passes_with_production_settings():
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr

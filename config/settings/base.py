@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "core.middleware.BusinessTimeZoneMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -168,6 +169,7 @@ SERVER_EMAIL = env.DEFAULT_FROM_EMAIL
 BUSINESS_NAME = env.BUSINESS_NAME
 SUPPORT_EMAIL = env.SUPPORT_EMAIL
 SUPPORT_PHONE = env.SUPPORT_PHONE
+BUSINESS_TIME_ZONE = env.BUSINESS_TIME_ZONE
 
 # --- Integrations (each is off until its keys are set) --------------------------------------------
 STRIPE_SECRET_KEY = env.STRIPE_SECRET_KEY

@@ -37,15 +37,17 @@ def test_unavailable_while_no_worker_has_ever_reported(client):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["worker"] == {
-        "ok": False, "error": "no heartbeat yet: is a Celery worker (and beat) running?",
-    }  # fmt: skip
+        "ok": False,
+        "error": "no heartbeat yet: is a Celery worker (and beat) running?",
+    }
     assert response.json()["database"]["ok"] is True
 
 
 @pytest.mark.django_db
 def test_unavailable_when_the_last_heartbeat_is_stale(client, settings):
-    worker_heartbeat_record(now=timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE + 5),
-                            hostname="worker@old")  # fmt: skip
+    worker_heartbeat_record(
+        now=timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE + 5), hostname="worker@old"
+    )
     response = client.get("/healthz")
     assert response.status_code == 503
     worker = response.json()["worker"]

@@ -26,13 +26,19 @@ def subject():
 def test_an_entry_records_who_did_what_to_which_subject_and_when(manager, subject, now):
     with transaction.atomic():
         timeline_entry_record(
-            subject=subject, action="staff.account.renamed", now=now, acting_user=manager,
+            subject=subject,
+            action="staff.account.renamed",
+            now=now,
+            acting_user=manager,
             data={"old": "subject", "new": "renamed"},
-        )  # fmt: skip
+        )
     [entry] = timeline_list_for_subject(subject=subject)
     assert (entry.action, entry.actor, entry.acting_user, entry.created_at) == (
-        "staff.account.renamed", "maria", manager, now,
-    )  # fmt: skip
+        "staff.account.renamed",
+        "maria",
+        manager,
+        now,
+    )
     assert entry.data == {"old": "subject", "new": "renamed"}
 
 
@@ -55,8 +61,10 @@ def test_entries_come_back_in_the_order_things_happened(subject, now):
         for action in ("booking.hold.created", "payments.payment.succeeded", "booking.confirmed"):
             timeline_entry_record(subject=subject, action=action, now=now)  # same instant: insertion order
     assert [e.action for e in timeline_list_for_subject(subject=subject)] == [
-        "booking.hold.created", "payments.payment.succeeded", "booking.confirmed",
-    ]  # fmt: skip
+        "booking.hold.created",
+        "payments.payment.succeeded",
+        "booking.confirmed",
+    ]
 
 
 @pytest.mark.django_db(transaction=True)  # no test-wide transaction around this one
@@ -79,6 +87,9 @@ def test_the_database_refuses_an_undotted_action_even_from_raw_orm_writes(subjec
 
     with pytest.raises(IntegrityError, match="timeline_action_dotted"), transaction.atomic():
         TimelineEntry.objects.create(
-            action="confirmed", subject_type=ContentType.objects.get_for_model(subject),
-            subject_id=str(subject.pk), actor="system", created_at=now,
-        )  # fmt: skip
+            action="confirmed",
+            subject_type=ContentType.objects.get_for_model(subject),
+            subject_id=str(subject.pk),
+            actor="system",
+            created_at=now,
+        )
