@@ -516,9 +516,16 @@ def _ensure_docker_compose() -> str:
     return found
 
 
+def _ensure_chromium() -> None:
+    """Browser tests drive Debian's Chromium (Playwright's own browser download is not possible here)."""
+    if not Path("/usr/bin/chromium").exists():
+        _apt_install("chromium")
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     services = Services()
     try:
+        _ensure_chromium()
         env = services.environment()
         env.pop("DEBUG", None)
         bindir = str(Path(PYTHON).parent)
