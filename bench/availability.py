@@ -10,43 +10,15 @@ Targets from issue 3: engine p95 < 50 ms, search p95 < 100 ms.
 """
 
 import argparse
-import os
 import random
 import statistics
-import sys
 import time as clock
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import percentile, setup_django
 
 BENCH_DB = "booking_bench"
-
-
-def bench_database_url() -> str:
-    from config.devstack import Services, _ensure_external_database
-
-    env = Services().environment()
-    parts = urlsplit(env["DATABASE_URL"])
-    url = urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, ""))
-    _ensure_external_database(url)
-    os.environ["REDIS_URL"] = env["REDIS_URL"]
-    return url
-
-
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = bench_database_url()
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def build(now: datetime, rng: random.Random):
@@ -185,7 +157,7 @@ def measure(label, fn, runs):
         queries = len(captured)
     timings.sort()
     p50 = statistics.median(timings)
-    p95 = timings[min(len(timings) - 1, int(len(timings) * 0.95))]
+    p95 = percentile(timings, 0.95)
     print(f"{label:<48} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   queries {queries:3d}   ({result})")
     return p95
 
@@ -194,7 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
-    setup_django()
+    setup_django(BENCH_DB)
 
     from inventory.availability import appointment_slots
     from inventory.selectors import SearchFilters, appointment_inputs, appointment_slot_list, offering_search

@@ -1,1 +1,32 @@
-"""Reads of booking: querysets and plain data prepared for views and other apps."""
+"""Reads of bookings for pages, emails and other apps."""
+
+from django.core import signing
+from django.db.models import QuerySet
+
+from booking.models import Booking, BookingItem
+
+MANAGE_SALT = "booking.manage"
+
+
+def booking_manage_token(*, booking: Booking) -> str:
+    """The signed token in a guest's manage link: proves they got it from us, without an account."""
+    return signing.dumps({"r": booking.reference}, salt=MANAGE_SALT, compress=True)
+
+
+def booking_get_by_manage_token(*, token: str) -> Booking:
+    """:raises Booking.DoesNotExist: for a forged, altered or unknown token."""
+    try:
+        reference = signing.loads(token, salt=MANAGE_SALT)["r"]
+    except (signing.BadSignature, KeyError, TypeError):
+        raise Booking.DoesNotExist("That link is not valid.") from None
+    return booking_detail_queryset().get(reference=reference)
+
+
+def booking_detail_queryset() -> QuerySet[Booking]:
+    return Booking.objects.select_related(
+        "customer", "offering", "offering__location", "offering__cancellation_policy", "session"
+    ).prefetch_related("items__ticket_type", "items__zone", "items__seat")
+
+
+def booking_items(*, booking: Booking) -> QuerySet[BookingItem]:
+    return booking.items.select_related("ticket_type", "zone", "seat").order_by("id")

@@ -1,1 +1,1176 @@
-"""Writes of booking: keyword-only `<entity>_<verb>` functions that open the transaction."""
+"""Writes of bookings: hold, confirm, expire, cancel, reschedule, and the waitlist.
+
+Every use case has the same shape (after pretix's order services): validate the request with
+messages a customer can act on → open one transaction → lock the booking row (if it
+exists), then the capacity rows (`inventory.locks`, in key order, once) → check and write → record the
+timeline entry and the outbox messages in the same transaction → commit once. Nothing is sent for a
+change that rolled back, and every change is on the booking's timeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, connection, transaction
+
+from booking import timeline
+from booking.locks import lock_booking, lock_bookings_if_free
+from booking.models import (
+    HOLDING_STATUSES,
+    SOLD_STATUSES,
+    Booking,
+    BookingItem,
+    BookingStatus,
+    Customer,
+    WaitlistEntry,
+)
+from booking.states import check_transition
+from core.errors import ApplicationError
+from core.outbox.services import outbox_enqueue
+from core.transactions import require_atomic, service_transaction
+from inventory.availability import sales_window_reason
+from inventory.capacity import (
+    Place,
+    appointment_candidate_resource_ids,
+    appointment_holders_overlapping,
+    appointment_time_release,
+    appointment_time_take,
+    seats_best_available,
+    session_places_check,
+    session_places_confirm,
+    session_places_release,
+    session_places_take,
+)
+from inventory.errors import SeatTaken, SlotTaken, SoldOut
+from inventory.locks import lock_resource_units, lock_session_counters
+from inventory.models import Allocation, CapacityCounter, Offering, Seat, Session, TicketType
+from inventory.selectors import price_in_force
+
+logger = logging.getLogger(__name__)
+
+ITEM_HOLDER_PREFIX = "booking_item:"
+
+
+class BookingError(ApplicationError):
+    default_code = "booking_error"
+
+
+class InvalidBooking(BookingError):
+    """The request itself is wrong (past time, wrong session, too many places …)."""
+
+    default_code = "invalid"
+
+
+class NotAllowed(BookingError):
+    """The offering's policy does not allow this (e.g. cancelling too late online)."""
+
+    default_code = "not_allowed"
+
+
+class IdempotencyConflict(BookingError):
+    default_code = "idempotency_conflict"
+
+
+class CapacityGone(BookingError):
+    """A late confirmation found its places taken by someone else meanwhile."""
+
+    default_code = "capacity_gone"
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerDetails:
+    name: str
+    email: str
+    phone: str = ""
+    time_zone: str = ""
+
+    def validated(self) -> CustomerDetails:
+        name, email = self.name.strip(), self.email.strip()
+        if not name:
+            raise InvalidBooking("Please tell us your name.")
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise InvalidBooking(f"{email or 'That'} does not look like an email address.") from None
+        return CustomerDetails(
+            name=name[:150], email=email, phone=self.phone.strip()[:40], time_zone=self.time_zone
+        )
+
+
+@dataclass(frozen=True)
+class TicketRequest:
+    """One place asked for: a ticket type and zone (events), a seat (seated zones), and who it is for."""
+
+    ticket_type_id: int | None = None
+    zone_id: int | None = None
+    seat_id: int | None = None
+    attendee_name: str = ""
+    attendee_email: str = ""
+
+
+@dataclass(frozen=True)
+class _Line:
+    place: Place
+    price: Decimal
+    price_name: str
+    attendee_name: str
+    attendee_email: str
+    ticket_type_id: int | None
+
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+
+def _customer_for(details: CustomerDetails, now: datetime) -> Customer:
+    """The customer with this email (any case), created or updated with the details given, in one statement.
+
+    One statement rather than look-up-then-insert: two tabs booking for the same person at once both
+    land on the same row, and a flash sale does not pay for three round trips per booking.
+    """
+    sql = """
+        INSERT INTO booking_customer (name, email, phone, time_zone, created_at)
+        VALUES (%(name)s, %(email)s, %(phone)s, %(time_zone)s, %(now)s)
+        ON CONFLICT (lower(email)) DO UPDATE SET
+            name = EXCLUDED.name,
+            phone = COALESCE(NULLIF(EXCLUDED.phone, ''), booking_customer.phone),
+            time_zone = COALESCE(NULLIF(EXCLUDED.time_zone, ''), booking_customer.time_zone)
+        RETURNING id, name, email, phone, time_zone, user_id, created_at
+    """
+    params = {
+        "name": details.name,
+        "email": details.email,
+        "phone": details.phone,
+        "time_zone": details.time_zone,
+        "now": now,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return Customer(
+        id=row[0],
+        name=row[1],
+        email=row[2],
+        phone=row[3],
+        time_zone=row[4],
+        user_id=row[5],
+        created_at=row[6],
+    )
+
+
+def _require_key(key: str) -> None:
+    if not key:
+        raise InvalidBooking("This booking form has expired. Please reload the page.")
+
+
+def _existing_for_key(key: str, details: CustomerDetails, offering: Offering) -> Booking | None:
+    booking = Booking.objects.filter(idempotency_key=key).select_related("customer").first()
+    if booking is None:
+        return None
+    if booking.offering_id != offering.pk or booking.customer.email.lower() != details.email.lower():
+        raise IdempotencyConflict("This booking form was already used. Please reload the page and try again.")
+    return booking
+
+
+def _in_one_transaction(key: str, details: CustomerDetails, offering: Offering, work):
+    """Run *work* in one transaction; a retry with the same key gets the first booking back.
+
+    The key's unique index decides, not a look-up first: the common case (a new key) costs nothing
+    extra, and two concurrent retries cannot both pass a look-up.
+    """
+    try:
+        with service_transaction():
+            return work()
+    except IntegrityError:
+        existing = _existing_for_key(key, details, offering)
+        if existing is not None:
+            return existing
+        raise
+
+
+def _places_of(booking: Booking) -> tuple[list[Place], list[str]]:
+    items = list(booking.items.all())
+    return (
+        [Place(zone_id=i.zone_id, ticket_type_id=i.ticket_type_id, seat_id=i.seat_id) for i in items],
+        [i.holder for i in items],
+    )
+
+
+def _announce(topic: str, booking: Booking, now: datetime, **extra) -> None:
+    outbox_enqueue(
+        topic=topic,
+        payload={
+            "booking_id": booking.pk,
+            "reference": booking.reference,
+            "sequence": booking.sequence,
+            **extra,
+        },
+        now=now,
+    )
+
+
+def _schedule_expiry(booking: Booking) -> None:
+    from booking.tasks import booking_expire_hold
+
+    eta = booking.hold_expires_at
+    booking_id = booking.pk
+
+    def publish():
+        try:
+            booking_expire_hold.apply_async(kwargs={"booking_id": booking_id}, eta=eta, retry=False)
+        except Exception:  # noqa: BLE001 - the periodic sweeper releases it anyway
+            logger.warning(
+                "Could not schedule the expiry of booking %s; the sweeper will release it.", booking_id
+            )
+
+    transaction.on_commit(publish)
+
+
+def _local(moment: datetime, offering: Offering) -> str:
+    return f"{moment.astimezone(offering.location.tz):%a %d %b %H:%M %Z}"
+
+
+def _notice_text(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    if hours >= 48 and hours % 24 == 0:
+        return f"{int(hours // 24)} days"
+    if hours >= 1:
+        return f"{hours:g} hour{'s' if hours != 1 else ''}"
+    return f"{int(delta.total_seconds() // 60)} minutes"
+
+
+def _check_window(
+    *, offering: Offering, starts_at: datetime, sales_open_at, sales_close_at, now: datetime
+) -> None:
+    if starts_at <= now:
+        raise InvalidBooking("That time has already passed. Please choose a later one.")
+    reason = sales_window_reason(now=now, sales_open_at=sales_open_at, sales_close_at=sales_close_at)
+    if reason == "not_on_sale_yet":
+        raise InvalidBooking(f"Booking opens {_local(sales_open_at, offering)}.")
+    if reason == "sales_closed":
+        raise InvalidBooking("Booking for this has closed.")
+    if starts_at < now + offering.min_notice:
+        raise InvalidBooking(f"Online booking closes {_notice_text(offering.min_notice)} before the start.")
+    if starts_at > now + offering.horizon:
+        raise InvalidBooking(f"This can be booked at most {offering.horizon.days} days ahead.")
+
+
+# --- lazy release of expired holds --------------------------------------------------------------
+
+
+def _expire_locked(
+    booking: Booking, *, now: datetime, lazily: bool, counters: list[CapacityCounter] | None = None
+) -> None:
+    """Expire a locked, holding booking and give its places back (capacity rows already locked)."""
+    check_transition(booking.status, BookingStatus.EXPIRED)
+    places, holders = _places_of(booking)
+    if booking.session_id:
+        session_places_release(counters=counters, places=places, holders=holders, was_sold=False)
+    else:
+        appointment_time_release(holders=holders)
+    booking.status = BookingStatus.EXPIRED
+    booking.updated_at = now
+    booking.save(update_fields=["status", "updated_at"])
+    entry = WaitlistEntry.objects.filter(offer=booking, status=WaitlistEntry.Status.OFFERED).first()
+    if entry is not None:
+        entry.status = WaitlistEntry.Status.LAPSED
+        entry.updated_at = now
+        entry.save(update_fields=["status", "updated_at"])
+    timeline.hold_expired(booking, now=now, lazily=lazily)
+    _announce("booking.expired", booking, now)
+    if booking.session_id:
+        outbox_enqueue(topic="session.places_freed", payload={"session_id": booking.session_id}, now=now)
+
+
+def _release_expired_on_session(
+    session: Session, counters: list[CapacityCounter], now: datetime
+) -> list[CapacityCounter]:
+    """Expire holds on this session that ran out, under the counter locks we already hold."""
+    expired_ids = list(
+        Booking.objects.filter(
+            session=session, status__in=HOLDING_STATUSES, hold_expires_at__lte=now
+        ).values_list("pk", flat=True)
+    )
+    if not expired_ids:
+        return counters
+    for booking in lock_bookings_if_free(booking_ids=expired_ids):
+        if booking.is_holding and booking.hold_expires_at <= now:
+            _expire_locked(booking, now=now, lazily=True, counters=counters)
+    # Re-read the locked rows: the releases changed them behind the objects we hold.
+    return list(CapacityCounter.objects.filter(pk__in=[c.pk for c in counters]).order_by("pk"))
+
+
+def _release_expired_on_resources(
+    resource_ids: list[int], span: tuple[datetime, datetime], now: datetime
+) -> None:
+    holders = appointment_holders_overlapping(resource_ids=resource_ids, starts_at=span[0], ends_at=span[1])
+    item_ids = [int(h.removeprefix(ITEM_HOLDER_PREFIX)) for h in holders if h.startswith(ITEM_HOLDER_PREFIX)]
+    if not item_ids:
+        return
+    expired_ids = list(
+        Booking.objects.filter(
+            items__pk__in=item_ids, status__in=HOLDING_STATUSES, hold_expires_at__lte=now
+        ).values_list("pk", flat=True)
+    )
+    for booking in lock_bookings_if_free(booking_ids=expired_ids):
+        if booking.is_holding and booking.hold_expires_at <= now:
+            _expire_locked(booking, now=now, lazily=True)
+
+
+# --- holding places in a class or event session -------------------------------------------------
+
+
+def _session_lines(
+    *,
+    offering: Offering,
+    session: Session,
+    tickets: list[TicketRequest],
+    customer: CustomerDetails,
+    now: datetime,
+) -> list[_Line]:
+    if not offering.is_published or offering.kind == Offering.Kind.APPOINTMENT:
+        raise InvalidBooking(f"{offering.name} cannot be booked by session.")
+    if session.offering_id != offering.pk:
+        raise InvalidBooking(f"That session is not a session of {offering.name}.")
+    if session.status != Session.Status.SCHEDULED:
+        raise InvalidBooking("This session has been cancelled.")
+    _check_window(
+        offering=offering,
+        starts_at=session.starts_at,
+        sales_open_at=session.sales_open_at or offering.sales_open_at,
+        sales_close_at=session.sales_close_at or offering.sales_close_at,
+        now=now,
+    )
+    if not tickets:
+        raise InvalidBooking("Choose at least one place.")
+    if len(tickets) > offering.max_places_per_booking:
+        raise InvalidBooking(f"You can book at most {offering.max_places_per_booking} places at once.")
+
+    if offering.kind == Offering.Kind.CLASS:
+        if any(t.ticket_type_id or t.zone_id or t.seat_id for t in tickets):
+            raise InvalidBooking(f"{offering.name} has no ticket types, zones or seats to choose.")
+        return [
+            _Line(
+                Place(),
+                offering.price,
+                "",
+                (t.attendee_name or customer.name).strip()[:150],
+                t.attendee_email,
+                None,
+            )
+            for t in tickets
+        ]
+    ticket_types = {
+        t.pk: t for t in TicketType.objects.filter(offering=offering).prefetch_related("zones", "price_tiers")
+    }
+    zones = {z.pk: z for z in offering.zones.all()}
+    seat_ids = [t.seat_id for t in tickets if t.seat_id]
+    if len(seat_ids) != len(set(seat_ids)):
+        raise InvalidBooking("The same seat was chosen twice.")
+    seats = {s.pk: s for s in Seat.objects.filter(pk__in=seat_ids)} if seat_ids else {}
+    lines = []
+    for ticket in tickets:
+        attendee = (ticket.attendee_name or customer.name).strip()[:150]
+        tt = ticket_types.get(ticket.ticket_type_id)
+        if tt is None:
+            raise InvalidBooking(f"Choose a ticket type of {offering.name}.")
+        admitted = [z.pk for z in tt.zones.all()] or list(zones)
+        zone_id = ticket.zone_id
+        if zone_id is None and len(admitted) == 1:
+            zone_id = admitted[0]
+        if zones and zone_id is None:
+            raise InvalidBooking(f"Choose where you want to be for your {tt.name} ticket.")
+        if zone_id is not None and zone_id not in admitted:
+            raise InvalidBooking(f"A {tt.name} ticket is not valid in that area.")
+        seat_id = ticket.seat_id
+        if seat_id is not None:
+            seat = seats.get(seat_id)
+            if seat is None or seat.zone_id != zone_id:
+                raise InvalidBooking("That seat does not exist in the area you chose.")
+        price, price_name = price_in_force(
+            ticket_price=tt.price,
+            tiers=[(p.name, p.price, p.valid_from, p.valid_until) for p in tt.price_tiers.all()],
+            now=now,
+        )
+        lines.append(
+            _Line(Place(zone_id, tt.pk, seat_id), price, price_name, attendee, ticket.attendee_email, tt.pk)
+        )
+    return lines
+
+
+def booking_hold_session(
+    *,
+    offering: Offering,
+    session: Session,
+    tickets: list[TicketRequest],
+    customer: CustomerDetails,
+    idempotency_key: str,
+    now: datetime,
+    notes: str = "",
+    acting_user=None,
+    actor: str = "customer",
+) -> Booking:
+    """Hold places in a class or event session for the offering's hold time (free ones confirm at once).
+
+    :raises InvalidBooking: for a request that cannot be right (nothing is held).
+    :raises SoldOut | SeatTaken: when the places are not there any more.
+    :raises CapacityBusy: when the places are locked too long by others (try again).
+    """
+    customer = customer.validated()
+    lines = _session_lines(offering=offering, session=session, tickets=tickets, customer=customer, now=now)
+    _require_key(idempotency_key)
+    # A read without locks turns most "sold out" answers away before any work (flash sales), unless
+    # holds that ran out are still counted: those are released under the lock below.
+    try:
+        session_places_check(
+            counters=list(CapacityCounter.objects.filter(session=session)),
+            places=[line.place for line in lines],
+        )
+    except SoldOut:
+        existing = _existing_for_key(idempotency_key, customer, offering)
+        if existing is not None:
+            return existing  # a retry of a booking that took the last places
+        expired = Booking.objects.filter(
+            session=session, status__in=HOLDING_STATUSES, hold_expires_at__lte=now
+        )
+        if not expired.exists():
+            raise
+
+    def work() -> Booking:
+        return _hold_session_in_transaction(
+            offering=offering,
+            session=session,
+            lines=lines,
+            customer=_customer_for(customer, now),
+            idempotency_key=idempotency_key,
+            now=now,
+            notes=notes,
+            acting_user=acting_user,
+            actor=actor,
+        )
+
+    return _in_one_transaction(idempotency_key, customer, offering, work)
+
+
+def _hold_session_in_transaction(
+    *,
+    offering,
+    session,
+    lines,
+    customer,
+    idempotency_key,
+    now,
+    notes="",
+    acting_user=None,
+    actor="customer",
+    hold_until: datetime | None = None,
+    counters: list[CapacityCounter] | None = None,
+) -> Booking:
+    require_atomic("_hold_session_in_transaction")
+    total = sum((line.price for line in lines), Decimal("0"))
+    free = total == 0 and hold_until is None
+    booking = Booking.objects.create(
+        customer=customer,
+        offering=offering,
+        session=session,
+        starts_at=session.starts_at,
+        ends_at=session.ends_at,
+        status=BookingStatus.CONFIRMED if free else BookingStatus.HELD,
+        hold_expires_at=None if free else (hold_until or now + timedelta(minutes=offering.hold_minutes)),
+        idempotency_key=idempotency_key,
+        total_amount=total,
+        currency=offering.currency,
+        notes=notes[:2000],
+        created_at=now,
+        updated_at=now,
+        confirmed_at=now if free else None,
+    )
+    items = BookingItem.objects.bulk_create(
+        BookingItem(
+            booking=booking,
+            ticket_type_id=line.ticket_type_id,
+            zone_id=line.place.zone_id,
+            seat_id=line.place.seat_id,
+            price=line.price,
+            price_name=line.price_name,
+            attendee_name=line.attendee_name,
+            attendee_email=line.attendee_email,
+        )
+        for line in lines
+    )
+    if counters is None:
+        counters = lock_session_counters(session_ids=[session.pk]).get(session.pk, [])
+    try:
+        session_places_check(counters=counters, places=[line.place for line in lines])
+    except SoldOut:  # short of room: holds that ran out may be counted still, give them back first
+        counters = _release_expired_on_session(session, counters, now)
+    places = (
+        _assign_seats(session, items, now)
+        if offering.kind == Offering.Kind.EVENT
+        else [(Place(), item.holder) for item in items]
+    )
+    session_places_take(session=session, counters=counters, places=places, sold=free, now=now)
+
+    summary = {
+        "session_id": session.pk,
+        "places": len(items),
+        "seats": [i.seat_id for i in items if i.seat_id],
+    }
+    if free:
+        timeline.created_and_confirmed(booking, now=now, acting_user=acting_user, actor=actor, **summary)
+        _announce("booking.confirmed", booking, now)
+    else:
+        timeline.hold_created(booking, now=now, acting_user=acting_user, actor=actor, **summary)
+        _announce("booking.held", booking, now)
+        _schedule_expiry(booking)
+    return booking
+
+
+def _assign_seats(session: Session, items: list[BookingItem], now: datetime) -> list[tuple[Place, str]]:
+    """Give "best available" seats to places in seated zones that came without one."""
+    seated = {z.pk for z in session.offering.zones.filter(is_seated=True)}
+    chosen = {i.seat_id for i in items if i.seat_id}
+    missing: dict[int, list[BookingItem]] = {}
+    for item in items:
+        if item.zone_id in seated and not item.seat_id:
+            missing.setdefault(item.zone_id, []).append(item)
+    for zone_id, zone_items in missing.items():
+        free = seats_best_available(session=session, zone_id=zone_id, count=len(zone_items), exclude=chosen)
+        if len(free) < len(zone_items):
+            raise SoldOut("There are not enough seats left together in that area.")
+        for item, seat_id in zip(zone_items, free, strict=False):
+            item.seat_id = seat_id
+        BookingItem.objects.bulk_update(zone_items, ["seat"])
+    return [(Place(i.zone_id, i.ticket_type_id, i.seat_id), i.holder) for i in items]
+
+
+# --- holding an appointment ---------------------------------------------------------------------
+
+
+def _check_appointment(
+    *, offering: Offering, starts_at: datetime, preferred: dict[int, int] | None, now: datetime
+) -> None:
+    if not offering.is_published or offering.kind != Offering.Kind.APPOINTMENT:
+        raise InvalidBooking(f"{offering.name} is not an appointment that can be booked.")
+    _check_window(
+        offering=offering,
+        starts_at=starts_at,
+        sales_open_at=offering.sales_open_at,
+        sales_close_at=offering.sales_close_at,
+        now=now,
+    )
+    local = starts_at.astimezone(offering.location.tz)
+    minutes = local.hour * 60 + local.minute
+    step = int(offering.slot_interval.total_seconds() // 60)
+    if local.second or local.microsecond or minutes % step:
+        raise InvalidBooking("That is not one of the start times we offer. Please pick one from the list.")
+    if preferred:
+        requirements = {r.pk: r for r in offering.requirements.prefetch_related("candidates")}
+        for requirement_id, resource_id in preferred.items():
+            requirement = requirements.get(requirement_id)
+            if requirement is None or resource_id not in {c.pk for c in requirement.candidates.all()}:
+                raise InvalidBooking("That choice is not available for this appointment.")
+            if not requirement.customer_chooses:
+                raise InvalidBooking(
+                    f"The {requirement.label.lower()} is assigned for you; it cannot be chosen."
+                )
+
+
+def booking_hold_appointment(
+    *,
+    offering: Offering,
+    starts_at: datetime,
+    customer: CustomerDetails,
+    idempotency_key: str,
+    now: datetime,
+    preferred: dict[int, int] | None = None,
+    notes: str = "",
+    acting_user=None,
+    actor: str = "customer",
+) -> Booking:
+    """Hold an appointment slot, allocating the chosen (or any free) resources under lock.
+
+    :raises InvalidBooking: for a request that cannot be right (nothing is held).
+    :raises SlotTaken: when the time or the chosen person was just taken.
+    :raises CapacityBusy: when the resources are locked too long by others (try again).
+    """
+    customer = customer.validated()
+    _check_appointment(offering=offering, starts_at=starts_at, preferred=preferred, now=now)
+    _require_key(idempotency_key)
+    existing = _existing_for_key(idempotency_key, customer, offering)
+    if existing is not None:
+        return existing
+
+    def work() -> Booking:
+        person = _customer_for(customer, now)
+        free = offering.price == 0
+        ends_at = starts_at + offering.duration
+        booking = Booking.objects.create(
+            customer=person,
+            offering=offering,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            status=BookingStatus.CONFIRMED if free else BookingStatus.HELD,
+            hold_expires_at=None if free else now + timedelta(minutes=offering.hold_minutes),
+            idempotency_key=idempotency_key,
+            total_amount=offering.price,
+            currency=offering.currency,
+            notes=notes[:2000],
+            created_at=now,
+            updated_at=now,
+            confirmed_at=now if free else None,
+        )
+        item = BookingItem.objects.create(
+            booking=booking, price=offering.price, attendee_name=person.name, attendee_email=person.email
+        )
+        resource_ids = appointment_candidate_resource_ids(offering=offering)
+        lock_resource_units(resource_ids=resource_ids)
+        span = (starts_at - offering.buffer_before, ends_at + offering.buffer_after)
+        _release_expired_on_resources(resource_ids, span, now)
+        taken = appointment_time_take(
+            offering=offering, starts_at=starts_at, holder=item.holder, preferred=preferred, now=now
+        )
+        assigned = {str(req): [r.pk for r in rs] for req, rs in taken.resources.items()}
+        summary = {"resources": assigned, "starts_at": starts_at}
+        if free:
+            timeline.created_and_confirmed(booking, now=now, acting_user=acting_user, actor=actor, **summary)
+            _announce("booking.confirmed", booking, now)
+        else:
+            timeline.hold_created(booking, now=now, acting_user=acting_user, actor=actor, **summary)
+            _announce("booking.held", booking, now)
+            _schedule_expiry(booking)
+        return booking
+
+    return _in_one_transaction(idempotency_key, customer, offering, work)
+
+
+# --- confirmation and expiry --------------------------------------------------------------------
+
+
+def booking_confirm(
+    *, booking: Booking, now: datetime, acting_user=None, actor: str = "system", data: dict | None = None
+) -> Booking:
+    """Confirm a booking: its held places become sold, in one locked transaction. Idempotent.
+
+    A booking whose hold already expired and was released is booked again if its places are still
+    free (a payment that landed late); otherwise `CapacityGone` is raised and nothing changes.
+    """
+    with service_transaction():
+        booking = lock_booking(booking_id=booking.pk)
+        if booking.status == BookingStatus.CONFIRMED:
+            return booking
+        _confirm_locked(booking, now=now, acting_user=acting_user, actor=actor, data=data or {})
+    return booking
+
+
+def _confirm_locked(booking: Booking, *, now, acting_user, actor, data) -> None:
+    require_atomic("_confirm_locked")
+    check_transition(booking.status, BookingStatus.CONFIRMED)
+    places, holders = _places_of(booking)
+    late = booking.status == BookingStatus.EXPIRED
+    if booking.session_id:
+        counters = lock_session_counters(session_ids=[booking.session_id])[booking.session_id]
+        if late:
+            counters = _release_expired_on_session(booking.session, counters, now)
+            try:
+                session_places_take(
+                    session=booking.session,
+                    counters=counters,
+                    places=list(zip(places, holders, strict=True)),
+                    sold=True,
+                    now=now,
+                )
+            except (SoldOut, SeatTaken) as error:
+                raise CapacityGone(f"The places were taken after the hold ran out: {error.message}") from None
+        else:
+            session_places_confirm(counters=counters, places=places)
+    elif late:
+        _retake_appointment(booking, holders, now)
+    booking.status = BookingStatus.CONFIRMED
+    booking.confirmed_at = now
+    booking.hold_expires_at = None
+    booking.updated_at = now
+    booking.save(update_fields=["status", "confirmed_at", "hold_expires_at", "updated_at"])
+    WaitlistEntry.objects.filter(offer=booking).update(status=WaitlistEntry.Status.BOOKED, updated_at=now)
+    timeline.confirmed(booking, now=now, acting_user=acting_user, actor=actor, late=late, **data)
+    _announce("booking.confirmed", booking, now)
+
+
+def _retake_appointment(booking: Booking, holders: list[str], now: datetime) -> None:
+    offering = booking.offering
+    previous = list(
+        Allocation.objects.filter(holder__in=holders).values_list("resource_id", flat=True).distinct()
+    )
+    resource_ids = appointment_candidate_resource_ids(offering=offering)
+    lock_resource_units(resource_ids=resource_ids)
+    span = (booking.starts_at - offering.buffer_before, booking.ends_at + offering.buffer_after)
+    _release_expired_on_resources(resource_ids, span, now)
+    Allocation.objects.filter(holder__in=holders).delete()  # the released rows, replaced below
+    requirements = {r.pk: set(r.candidates.values_list("pk", flat=True)) for r in offering.requirements.all()}
+    preferred = {rid: res for rid, cands in requirements.items() for res in previous if res in cands}
+    try:
+        appointment_time_take(
+            offering=offering,
+            starts_at=booking.starts_at,
+            holder=holders[0],
+            preferred=preferred or None,
+            now=now,
+        )
+    except SlotTaken as error:
+        raise CapacityGone(f"The time was taken after the hold ran out: {error.message}") from None
+
+
+def booking_expire(*, booking_id: int, now: datetime) -> bool:
+    """Release an expired hold (the task at expiry and the sweeper call this). True if it expired it."""
+    with service_transaction():
+        locked = lock_bookings_if_free(booking_ids=[booking_id])
+        if not locked:
+            return False  # someone is confirming or expiring it right now
+        booking = locked[0]
+        if not booking.is_holding or booking.hold_expires_at > now:
+            return False
+        counters = None
+        if booking.session_id:
+            counters = lock_session_counters(session_ids=[booking.session_id])[booking.session_id]
+        _expire_locked(booking, now=now, lazily=False, counters=counters)
+        return True
+
+
+def hold_release_expired(*, now: datetime, limit: int = 500) -> int:
+    """Release every hold that ran out (the periodic safety net behind the per-hold task)."""
+    ids = list(
+        Booking.objects.filter(status__in=HOLDING_STATUSES, hold_expires_at__lte=now)
+        .order_by("hold_expires_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(booking_expire(booking_id=booking_id, now=now) for booking_id in ids)
+
+
+def booking_await_payment(*, booking: Booking, now: datetime, actor: str = "customer", **data) -> Booking:
+    """The customer is paying: the hold now waits for the payment (it still expires on time)."""
+    with service_transaction():
+        booking = lock_booking(booking_id=booking.pk)
+        if booking.status == BookingStatus.AWAITING_PAYMENT:
+            return booking
+        check_transition(booking.status, BookingStatus.AWAITING_PAYMENT)
+        booking.status = BookingStatus.AWAITING_PAYMENT
+        booking.updated_at = now
+        booking.save(update_fields=["status", "updated_at"])
+        timeline.status_changed(booking, now=now, actor=actor, **data)
+        _announce("booking.awaiting_payment", booking, now)
+    return booking
+
+
+# --- cancellation -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefundQuote:
+    percent: int
+    amount: Decimal
+    explanation: str
+
+
+def cancellation_quote(*, booking: Booking, now: datetime, paid: Decimal | None = None) -> RefundQuote:
+    """What a customer gets back if they cancel now, under the offering's policy."""
+    paid = booking.total_amount if paid is None else paid
+    if booking.status in HOLDING_STATUSES or paid == 0:
+        return RefundQuote(0, Decimal("0.00"), "Nothing has been paid, so nothing is refunded.")
+    policy = booking.offering.cancellation_policy
+    if policy is None:
+        return RefundQuote(0, Decimal("0.00"), "This booking is not refundable online.")
+    notice = booking.starts_at - now
+    for tier in policy.tiers.order_by("-min_notice"):
+        if notice >= tier.min_notice:
+            amount = (paid * tier.refund_percent / 100).quantize(Decimal("0.01"))
+            return RefundQuote(
+                tier.refund_percent,
+                amount,
+                f"{tier.refund_percent}% back when cancelling at least "
+                f"{_notice_text(tier.min_notice)} before.",
+            )
+    return RefundQuote(0, Decimal("0.00"), "It is too close to the start for a refund.")
+
+
+def booking_cancel(
+    *,
+    booking: Booking,
+    now: datetime,
+    by_customer: bool,
+    acting_user=None,
+    actor: str | None = None,
+    reason: str = "",
+    refund: bool = True,
+) -> tuple[Booking, RefundQuote]:
+    """Cancel a booking, free its places, and say how much is to be refunded (payments moves the money).
+
+    :raises NotAllowed: the policy does not let the customer cancel this online (staff may).
+    :raises IllegalTransition: it is not in a state that can be cancelled.
+    """
+    with service_transaction():
+        booking = lock_booking(booking_id=booking.pk)
+        check_transition(booking.status, BookingStatus.CANCELLED)
+        policy = booking.offering.cancellation_policy
+        if by_customer:
+            if booking.status in SOLD_STATUSES and (policy is None or not policy.customer_can_cancel):
+                raise NotAllowed("This booking cannot be cancelled online. Please contact us.")
+            if booking.starts_at <= now:
+                raise NotAllowed("This has already started, so it can no longer be cancelled online.")
+        quote = (
+            cancellation_quote(booking=booking, now=now)
+            if refund
+            else RefundQuote(0, Decimal("0.00"), "No refund.")
+        )
+        was_sold = booking.status in SOLD_STATUSES
+        places, holders = _places_of(booking)
+        if booking.session_id:
+            counters = lock_session_counters(session_ids=[booking.session_id])[booking.session_id]
+            session_places_release(counters=counters, places=places, holders=holders, was_sold=was_sold)
+        else:
+            appointment_time_release(holders=holders)
+        booking.status = BookingStatus.CANCELLED
+        booking.cancelled_at = now
+        booking.hold_expires_at = None
+        booking.sequence += 1
+        booking.updated_at = now
+        booking.save(update_fields=["status", "cancelled_at", "hold_expires_at", "sequence", "updated_at"])
+        actor = actor or ("customer" if by_customer else None)
+        timeline.cancelled(
+            booking,
+            now=now,
+            acting_user=acting_user,
+            actor=actor,
+            reason=reason,
+            refund_percent=quote.percent,
+            refund_amount=quote.amount,
+            was_paid=was_sold,
+        )
+        _announce(
+            "booking.cancelled",
+            booking,
+            now,
+            refund_amount=str(quote.amount),
+            refund_percent=quote.percent,
+            by_customer=by_customer,
+        )
+        if booking.session_id:
+            outbox_enqueue(topic="session.places_freed", payload={"session_id": booking.session_id}, now=now)
+    return booking, quote
+
+
+# --- rescheduling -------------------------------------------------------------------------------
+
+
+def booking_reschedule(
+    *,
+    booking: Booking,
+    now: datetime,
+    by_customer: bool,
+    new_starts_at: datetime | None = None,
+    new_session: Session | None = None,
+    acting_user=None,
+    actor: str | None = None,
+) -> Booking:
+    """Move a booking to another slot or session in one transaction: the new places are taken and the
+    old ones released together, or nothing changes.
+
+    :raises NotAllowed: the policy does not let the customer move it now (staff may).
+    :raises InvalidBooking | SoldOut | SlotTaken | SeatTaken: the new time cannot be had.
+    """
+    offering = booking.offering
+    if by_customer:
+        policy = offering.cancellation_policy
+        if policy is None or not policy.customer_can_reschedule:
+            raise NotAllowed("This booking cannot be moved online. Please contact us.")
+        if booking.starts_at - now < policy.reschedule_min_notice:
+            raise NotAllowed(
+                f"Bookings can be moved online until {_notice_text(policy.reschedule_min_notice)} "
+                "before the start."
+            )
+    if offering.kind == Offering.Kind.APPOINTMENT:
+        if new_starts_at is None:
+            raise InvalidBooking("Choose the new time.")
+        _check_appointment(offering=offering, starts_at=new_starts_at, preferred=None, now=now)
+    else:
+        if new_session is None:
+            raise InvalidBooking("Choose the new session.")
+        if new_session.pk == booking.session_id:
+            raise InvalidBooking("That is the session you are already booked on.")
+        _check_window(
+            offering=offering,
+            starts_at=new_session.starts_at,
+            sales_open_at=new_session.sales_open_at or offering.sales_open_at,
+            sales_close_at=new_session.sales_close_at or offering.sales_close_at,
+            now=now,
+        )
+        if new_session.offering_id != offering.pk or new_session.status != Session.Status.SCHEDULED:
+            raise InvalidBooking(f"That is not a session of {offering.name} you can move to.")
+
+    with service_transaction():
+        booking = lock_booking(booking_id=booking.pk)
+        if booking.status != BookingStatus.CONFIRMED and not booking.is_holding:
+            raise InvalidBooking("Only a confirmed or held booking can be moved.")
+        old = {"starts_at": booking.starts_at.isoformat(), "session_id": booking.session_id}
+        places, holders = _places_of(booking)
+        was_sold = booking.status in SOLD_STATUSES
+        if booking.session_id:
+            sessions = [booking.session_id, new_session.pk]
+            locked = lock_session_counters(session_ids=sessions)
+            session_places_release(
+                counters=locked[booking.session_id], places=places, holders=holders, was_sold=was_sold
+            )
+            new_counters = _release_expired_on_session(new_session, locked[new_session.pk], now)
+            items = list(booking.items.all())
+            for item in items:
+                item.seat_id = None  # seats are per session: new ones are found below
+            BookingItem.objects.bulk_update(items, ["seat"])
+            new_places = _assign_seats(new_session, items, now)
+            session_places_take(
+                session=new_session, counters=new_counters, places=new_places, sold=was_sold, now=now
+            )
+            booking.session = new_session
+            booking.starts_at, booking.ends_at = new_session.starts_at, new_session.ends_at
+        else:
+            resource_ids = appointment_candidate_resource_ids(offering=offering)
+            lock_resource_units(resource_ids=resource_ids)
+            Allocation.objects.filter(holder__in=holders, is_active=True).delete()  # the old time, freed
+            span = (
+                new_starts_at - offering.buffer_before,
+                new_starts_at + offering.duration + offering.buffer_after,
+            )
+            _release_expired_on_resources(resource_ids, span, now)
+            appointment_time_take(
+                offering=offering, starts_at=new_starts_at, holder=holders[0], preferred=None, now=now
+            )
+            booking.starts_at, booking.ends_at = new_starts_at, new_starts_at + offering.duration
+        booking.sequence += 1
+        booking.updated_at = now
+        booking.save(update_fields=["session", "starts_at", "ends_at", "sequence", "updated_at"])
+        actor = actor or ("customer" if by_customer else None)
+        timeline.rescheduled(
+            booking,
+            now=now,
+            acting_user=acting_user,
+            actor=actor,
+            previous=old,
+            starts_at=booking.starts_at,
+            session_id=booking.session_id,
+        )
+        _announce("booking.rescheduled", booking, now, previous_starts_at=old["starts_at"])
+        if old["session_id"]:
+            outbox_enqueue(topic="session.places_freed", payload={"session_id": old["session_id"]}, now=now)
+    return booking
+
+
+# --- waitlist -----------------------------------------------------------------------------------
+
+
+def waitlist_join(
+    *,
+    offering: Offering,
+    session: Session,
+    customer: CustomerDetails,
+    quantity: int,
+    now: datetime,
+    ticket_type: TicketType | None = None,
+) -> WaitlistEntry:
+    """Put a customer on the waitlist of a session that has fewer places left than they want.
+
+    :raises InvalidBooking: the session has places, has no waitlist, or the request is wrong.
+    """
+    customer = customer.validated()
+    if not offering.waitlist_enabled:
+        raise InvalidBooking(f"{offering.name} has no waitlist.")
+    if session.offering_id != offering.pk:
+        raise InvalidBooking(f"That session is not a session of {offering.name}.")
+    if session.starts_at <= now or session.status != Session.Status.SCHEDULED:
+        raise InvalidBooking("This session can no longer be joined.")
+    if not 1 <= quantity <= offering.max_places_per_booking:
+        raise InvalidBooking(f"Ask for between 1 and {offering.max_places_per_booking} places.")
+    total = CapacityCounter.objects.get(session=session, zone=None, ticket_type=None)
+    if total.capacity - total.held - total.sold >= quantity:
+        raise InvalidBooking("There are places left: you can book them now.")
+    with service_transaction():
+        person = _customer_for(customer, now)
+        try:
+            with transaction.atomic():
+                entry = WaitlistEntry.objects.create(
+                    session=session,
+                    customer=person,
+                    quantity=quantity,
+                    ticket_type=ticket_type,
+                    created_at=now,
+                    updated_at=now,
+                )
+        except IntegrityError:
+            raise InvalidBooking("You are already on the waitlist for this session.") from None
+        outbox_enqueue(topic="waitlist.joined", payload={"entry_id": entry.pk}, now=now)
+    return entry
+
+
+def waitlist_offer_next(*, session_id: int, now: datetime) -> list[WaitlistEntry]:
+    """Offer freed places to the waitlist in order: each next entry gets a hold and an offer that expires.
+
+    Strictly first come, first served: an entry that needs more places than are free waits at the
+    head of the queue rather than being overtaken.
+    """
+    offered = []
+    with service_transaction():
+        session = Session.objects.select_related("offering", "offering__location").get(pk=session_id)
+        if session.status != Session.Status.SCHEDULED or session.starts_at <= now:
+            return []
+        waiting = list(
+            WaitlistEntry.objects.filter(session=session, status=WaitlistEntry.Status.WAITING)
+            .select_related("customer")
+            .order_by("created_at", "id")
+        )
+        if not waiting:
+            return []
+        counters = lock_session_counters(session_ids=[session.pk]).get(session.pk, [])
+        counters = _release_expired_on_session(session, counters, now)
+        offering = session.offering
+        deadline = min(
+            now + timedelta(minutes=offering.waitlist_offer_minutes), session.starts_at - offering.min_notice
+        )
+        for entry in waiting:
+            tickets = [
+                TicketRequest(ticket_type_id=entry.ticket_type_id, attendee_name=entry.customer.name)
+            ] * entry.quantity
+            details = CustomerDetails(entry.customer.name, entry.customer.email)
+            try:
+                lines = _session_lines(
+                    offering=offering, session=session, tickets=tickets, customer=details, now=now
+                )
+                session_places_check(counters=counters, places=[line.place for line in lines])
+            except (SoldOut, InvalidBooking):
+                break
+            with transaction.atomic():
+                booking = _hold_session_in_transaction(
+                    offering=offering,
+                    session=session,
+                    lines=lines,
+                    customer=entry.customer,
+                    idempotency_key=f"waitlist:{entry.pk}",
+                    now=now,
+                    actor="system",
+                    hold_until=deadline,
+                    counters=counters,
+                )
+            counters = list(CapacityCounter.objects.filter(pk__in=[c.pk for c in counters]).order_by("pk"))
+            entry.status = WaitlistEntry.Status.OFFERED
+            entry.offer = booking
+            entry.updated_at = now
+            entry.save(update_fields=["status", "offer", "updated_at"])
+            timeline.waitlist_offered(booking, now=now, entry_id=entry.pk)
+            _announce("waitlist.offered", booking, now, entry_id=entry.pk)
+            offered.append(entry)
+    return offered
+
+
+def waitlist_leave(*, entry: WaitlistEntry, now: datetime) -> WaitlistEntry:
+    with service_transaction():
+        updated = WaitlistEntry.objects.filter(pk=entry.pk, status=WaitlistEntry.Status.WAITING).update(
+            status=WaitlistEntry.Status.LEFT, updated_at=now
+        )
+        if not updated:
+            raise InvalidBooking("You are no longer waiting for this session.")
+    entry.refresh_from_db()
+    return entry
+
+
+# --- reconciliation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A counter or allocation that disagrees with the bookings behind it."""
+
+    kind: str  # counter, allocation, seat
+    subject: str
+    expected: str
+    actual: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject}: expected {self.expected}, found {self.actual}"
+
+
+def capacity_reconcile(
+    *, now: datetime, fix: bool = False, since: timedelta = timedelta(days=7)
+) -> list[Drift]:
+    """Compare every counter and allocation of recent and upcoming sessions/appointments with the facts.
+
+    Facts are the items of holding bookings (held) and of confirmed, completed and no-show bookings
+    (sold). With *fix*, counters are set to the facts under their locks, one session per transaction.
+    """
+    drift: list[Drift] = []
+    horizon = now - since
+    sessions = list(Session.objects.filter(ends_at__gte=horizon).values_list("pk", flat=True))
+    facts: dict[tuple, list[int]] = {}
+    rows = (
+        BookingItem.objects.filter(booking__session_id__in=sessions)
+        .filter(booking__status__in=[*HOLDING_STATUSES, *SOLD_STATUSES])
+        .values_list("booking__session_id", "zone_id", "ticket_type_id", "booking__status")
+    )
+    for session_id, zone_id, ticket_type_id, status in rows:
+        held, sold = (1, 0) if status in HOLDING_STATUSES else (0, 1)
+        keys = {(session_id, None, None)}
+        if zone_id:
+            keys.add((session_id, zone_id, None))
+        if ticket_type_id:
+            keys.add((session_id, None, ticket_type_id))
+        for key in keys:
+            counts = facts.setdefault(key, [0, 0])
+            counts[0] += held
+            counts[1] += sold
+    wrong_sessions: set[int] = set()
+    for counter in CapacityCounter.objects.filter(session_id__in=sessions):
+        held, sold = facts.get((counter.session_id, counter.zone_id, counter.ticket_type_id), [0, 0])
+        if (counter.held, counter.sold) != (held, sold):
+            drift.append(
+                Drift(
+                    "counter",
+                    f"#{counter.pk} of session {counter.session_id}",
+                    f"held {held}, sold {sold}",
+                    f"held {counter.held}, sold {counter.sold}",
+                )
+            )
+            wrong_sessions.add(counter.session_id)
+
+    live = set(
+        BookingItem.objects.filter(
+            booking__status__in=[*HOLDING_STATUSES, *SOLD_STATUSES], booking__ends_at__gte=horizon
+        ).values_list("pk", flat=True)
+    )
+    active_holders = Allocation.objects.filter(
+        is_active=True, ends_at__gte=horizon, holder__startswith=ITEM_HOLDER_PREFIX
+    )
+    allocated = {
+        int(h.removeprefix(ITEM_HOLDER_PREFIX)) for h in active_holders.values_list("holder", flat=True)
+    }
+    appointment_items = set(
+        BookingItem.objects.filter(pk__in=live, booking__session__isnull=True).values_list("pk", flat=True)
+    )
+    for item_id in sorted(allocated - live):
+        drift.append(Drift("allocation", f"booking_item:{item_id}", "released", "still taking time"))
+    for item_id in sorted(appointment_items - allocated):
+        drift.append(Drift("allocation", f"booking_item:{item_id}", "taking time", "no allocation"))
+
+    if fix:
+        for session_id in sorted(wrong_sessions):
+            with service_transaction():
+                for counter in lock_session_counters(session_ids=[session_id]).get(session_id, []):
+                    held, sold = facts.get(
+                        (counter.session_id, counter.zone_id, counter.ticket_type_id), [0, 0]
+                    )
+                    CapacityCounter.objects.filter(pk=counter.pk).update(held=held, sold=sold)
+                logger.warning(
+                    "Capacity counters of session %s reset to the bookings behind them.", session_id
+                )
+    return drift

@@ -1,1 +1,82 @@
-"""One function per booking timeline event type, called inside the service's transaction."""
+"""One function per booking timeline event; each runs inside the service's transaction."""
+
+from datetime import datetime
+from typing import Any
+
+from booking.models import Booking
+from core.audit.services import timeline_entries_record, timeline_entry_record
+
+
+def _record(booking: Booking, action: str, now: datetime, acting_user=None, actor=None, **data: Any) -> None:
+    timeline_entry_record(
+        subject=booking,
+        action=action,
+        now=now,
+        acting_user=acting_user,
+        actor=actor,
+        data={"status": booking.status, **data},
+    )
+
+
+def hold_created(booking, *, now, acting_user=None, actor=None, **data) -> None:
+    _record(
+        booking,
+        "booking.hold.created",
+        now,
+        acting_user,
+        actor,
+        hold_expires_at=booking.hold_expires_at,
+        total=booking.total_amount,
+        **data,
+    )
+
+
+def confirmed(booking, *, now, acting_user=None, actor=None, **data) -> None:
+    _record(booking, "booking.confirmed", now, acting_user, actor, **data)
+
+
+def hold_expired(booking, *, now, lazily: bool) -> None:
+    _record(
+        booking,
+        "booking.hold.expired",
+        now,
+        actor="system",
+        released_by="a later booking" if lazily else "expiry",
+    )
+
+
+def cancelled(booking, *, now, acting_user=None, actor=None, **data) -> None:
+    _record(booking, "booking.cancelled", now, acting_user, actor, **data)
+
+
+def rescheduled(booking, *, now, acting_user=None, actor=None, **data) -> None:
+    _record(booking, "booking.rescheduled", now, acting_user, actor, sequence=booking.sequence, **data)
+
+
+def status_changed(booking, *, now, acting_user=None, actor=None, **data) -> None:
+    _record(booking, f"booking.{booking.status}", now, acting_user, actor, **data)
+
+
+def waitlist_offered(booking, *, now, entry_id: int) -> None:
+    _record(
+        booking,
+        "booking.waitlist.offered",
+        now,
+        actor="system",
+        waitlist_entry=entry_id,
+        hold_expires_at=booking.hold_expires_at,
+    )
+
+
+def created_and_confirmed(booking, *, now, acting_user=None, actor=None, **data) -> None:
+    """A free booking: held and confirmed in the same instant, two entries in one write."""
+    timeline_entries_record(
+        subject=booking,
+        now=now,
+        acting_user=acting_user,
+        actor=actor,
+        entries=[
+            ("booking.hold.created", {"status": "held", **data}),
+            ("booking.confirmed", {"status": booking.status, "reason": "free"}),
+        ],
+    )

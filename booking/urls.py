@@ -1,4 +1,12 @@
 """URL routes of booking."""
 
+from django.urls import path
+
+from booking import views
+
 app_name = "booking"
-urlpatterns: list = []
+urlpatterns = [
+    path("o/<slug:slug>/book/", views.booking_new, name="new"),
+    path("o/<slug:slug>/waitlist/", views.waitlist_join_view, name="waitlist"),
+    path("b/<str:token>/", views.booking_detail, name="detail"),
+]

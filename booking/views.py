@@ -1,1 +1,144 @@
-"""Pages and endpoints of booking: translate the request, make one domain call, render."""
+"""Customer pages of booking: the booking form and the booking's own page (reached by its signed link).
+
+Each view translates the request, makes one domain call and renders the result; every error a
+customer can cause comes back as a message on the same page, with what to do next.
+"""
+
+from datetime import datetime
+
+from django import forms
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_http_methods
+
+from booking.forms import BookingForm, WaitlistForm
+from booking.models import Booking
+from booking.selectors import booking_get_by_manage_token, booking_items, booking_manage_token
+from core.errors import ApplicationError
+from core.http import SeeOther
+from inventory.errors import Unavailable
+from inventory.locks import CapacityBusy
+from inventory.models import Offering, Session
+from inventory.selectors import offering_get_published, session_availability_get, session_seat_map
+
+
+def _offering_or_404(slug: str) -> Offering:
+    try:
+        return offering_get_published(slug=slug)
+    except Offering.DoesNotExist:
+        raise Http404("No such offering") from None
+
+
+def _target(request: HttpRequest, slug: str) -> tuple[Offering, Session | None, datetime | None]:
+    """What is being booked: the offering and its session (one query) or start time, from the query string."""
+    session_id = request.GET.get("session")
+    if session_id:
+        try:
+            session = Session.objects.select_related(
+                "offering__location", "offering__cancellation_policy"
+            ).get(pk=int(session_id), offering__slug=slug, offering__is_published=True)
+        except (ValueError, Session.DoesNotExist):
+            raise Http404("Choose a session of this offering first") from None
+        return session.offering, session, None
+    offering = _offering_or_404(slug)
+    starts_at = parse_datetime(request.GET.get("start", ""))
+    if offering.kind != Offering.Kind.APPOINTMENT or starts_at is None or starts_at.tzinfo is None:
+        raise Http404("Choose a time first")
+    return offering, None, starts_at
+
+
+def booking_url(booking: Booking) -> str:
+    return reverse("booking:detail", args=[booking_manage_token(booking=booking)])
+
+
+@require_http_methods(["GET", "POST"])
+def booking_new(request: HttpRequest, slug: str) -> HttpResponse:
+    """The booking form for one session or start time; POST holds the places and moves on."""
+    offering, session, starts_at = _target(request, slug)
+    now = timezone.now()
+    form = BookingForm(request.POST or None, offering=offering, session=session, starts_at=starts_at)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                booking = form.place(now=now)
+            except forms.ValidationError:
+                status = 422
+            except ApplicationError as error:
+                form.add_error(None, error.message)
+                status = (
+                    409 if isinstance(error, Unavailable) else 503 if isinstance(error, CapacityBusy) else 422
+                )
+            else:
+                return SeeOther(booking_url(booking))
+        else:
+            status = 422
+    context = {
+        "offering": offering,
+        "session": session,
+        "starts_at": starts_at,
+        "start": session.starts_at if session else starts_at,
+        "form": form,
+        "zone": offering.location.time_zone,
+    }
+    if session is not None:
+        context["availability"] = session_availability_get(session=session, now=now)
+        context["seat_map"] = session_seat_map(session=session)
+        context["ticket_rows"] = [
+            (tt, form[f"qty_{tt.ticket_type_id}"])
+            for tt in context["availability"].ticket_types
+            if f"qty_{tt.ticket_type_id}" in form.fields
+        ]
+        if offering.waitlist_enabled and not context["availability"].bookable:
+            context["waitlist_form"] = WaitlistForm()
+    return render(request, "booking/booking_form.html", context, status=status)
+
+
+@require_http_methods(["POST"])
+def waitlist_join_view(request: HttpRequest, slug: str) -> HttpResponse:
+    offering, session, _ = _target(request, slug)
+    if session is None:
+        raise Http404("Choose a session first")
+    form = WaitlistForm(request.POST)
+    joined, status = None, 422
+    if form.is_valid():
+        try:
+            joined = form.join(offering=offering, session=session, now=timezone.now())
+            status = 200
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+    return render(
+        request,
+        "booking/waitlist_joined.html",
+        {
+            "offering": offering,
+            "session": session,
+            "form": form,
+            "entry": joined,
+            "zone": offering.location.time_zone,
+        },
+        status=status,
+    )
+
+
+@require_http_methods(["GET"])
+def booking_detail(request: HttpRequest, token: str) -> HttpResponse:
+    """A booking's own page: status, what and when, and what happens next."""
+    try:
+        booking = booking_get_by_manage_token(token=token)
+    except Booking.DoesNotExist:
+        raise Http404("This booking link is not valid.") from None
+    return render(
+        request,
+        "booking/booking_detail.html",
+        {
+            "booking": booking,
+            "items": booking_items(booking=booking),
+            "zone": booking.offering.location.time_zone,
+            "now": timezone.now(),
+            "token": token,
+        },
+    )

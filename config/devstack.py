@@ -54,7 +54,7 @@ def _short_dir(preferred: Path, tag: str) -> Path:
     return Path("/tmp") / f"booking-{tag}-{digest}"  # noqa: S108 - a private, owner-only directory
 
 
-# --- PostgreSQL ----------------------------------------------------------------------------------
+# --- PostgreSQL ---------------------------------------------------------------------------------
 
 
 def pg_bindir() -> Path | None:
@@ -183,7 +183,7 @@ class LocalPostgres:
             )
 
 
-# --- Redis ---------------------------------------------------------------------------------------
+# --- Redis --------------------------------------------------------------------------------------
 
 
 def redis_server_binary() -> str:
@@ -270,7 +270,7 @@ class LocalRedis:
             self.sock.unlink()
 
 
-# --- the environment every child process gets ------------------------------------------------------
+# --- the environment every child process gets ---------------------------------------------------
 
 
 def _postgres_home() -> Path:

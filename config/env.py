@@ -78,7 +78,7 @@ def celery_broker_url(redis_url: str) -> str:
     return f"redis+socket://{parts.path}?{urlencode(query)}"
 
 
-# --- the environment, read once -------------------------------------------------------------------
+# --- the environment, read once -----------------------------------------------------------------
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
@@ -89,6 +89,11 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 DATABASE_URL = env_str("DATABASE_URL")
 DATABASE_CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 60)
 DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 0)  # 0: no pool, persistent connections instead
+# A "SELECT 1" before each request's first query catches a connection the server dropped; off by
+# default because a dropped connection already fails one request and is replaced for the next.
+DATABASE_HEALTH_CHECKS = env_bool("DATABASE_HEALTH_CHECKS", False)
+# Server-side parameters let PostgreSQL prepare the statements a process runs again and again.
+DATABASE_SERVER_SIDE_BINDING = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
 REDIS_URL = env_str("REDIS_URL")
 
 # HTTPS hardening. Cookies are Secure unless DEBUG (browsers drop Secure cookies on plain http);

@@ -43,7 +43,7 @@ def from_ts(ts: int) -> datetime:
     return EPOCH + timedelta(seconds=ts)
 
 
-# --- wall-clock time -----------------------------------------------------------------------------
+# --- wall-clock time ----------------------------------------------------------------------------
 
 
 def _exists(naive: datetime, zone: ZoneInfo, fold: int) -> bool:
@@ -127,7 +127,7 @@ def slot_grid(start: int, end: int, zone: ZoneInfo, interval: timedelta) -> list
     return sorted(set(grid[lo:hi]))
 
 
-# --- interval arithmetic -------------------------------------------------------------------------
+# --- interval arithmetic ------------------------------------------------------------------------
 
 
 def merge(spans: Iterable[Span]) -> list[Span]:
@@ -177,7 +177,7 @@ def intersect(a: Sequence[Span], b: Sequence[Span]) -> list[Span]:
     return result
 
 
-# --- inputs --------------------------------------------------------------------------------------
+# --- inputs -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -262,7 +262,7 @@ def sales_window_reason(
     return None
 
 
-# --- appointments --------------------------------------------------------------------------------
+# --- appointments -------------------------------------------------------------------------------
 
 
 def resource_start_ranges(
@@ -420,7 +420,7 @@ def assign_resources(
     return dict(assignment)
 
 
-# --- classes and events ---------------------------------------------------------------------------
+# --- classes and events -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

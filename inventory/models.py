@@ -68,7 +68,7 @@ class TstzRange(Func):
         super().__init__(start, end, models.Value("[)"), **extra)
 
 
-# --- where and with what ---------------------------------------------------------------------------
+# --- where and with what ------------------------------------------------------------------------
 
 
 class Location(models.Model):
@@ -305,7 +305,7 @@ class BusyBlock(models.Model):
         return f"{self.resource}: busy {self.starts_at:%Y-%m-%d %H:%M}"
 
 
-# --- what is sold ------------------------------------------------------------------------------------
+# --- what is sold -------------------------------------------------------------------------------
 
 
 class Category(models.Model):
@@ -397,6 +397,11 @@ class Offering(models.Model):
         default=10, validators=[MinValueValidator(1)], help_text="How long a place is held during checkout."
     )
     waitlist_enabled = models.BooleanField(default=False)
+    waitlist_offer_minutes = models.PositiveIntegerField(
+        default=12 * 60,
+        validators=[MinValueValidator(5)],
+        help_text="How long someone offered a place from the waitlist has to take it.",
+    )
     max_places_per_booking = models.PositiveSmallIntegerField(default=10, validators=[MinValueValidator(1)])
     cancellation_policy = models.ForeignKey(
         CancellationPolicy,

@@ -213,7 +213,7 @@ def appointment_slot_list(
     )
 
 
-# --- classes and events ---------------------------------------------------------------------------
+# --- classes and events -------------------------------------------------------------------------
 
 
 def price_in_force(
@@ -314,7 +314,7 @@ def session_availability_get(*, session: Session, now: datetime) -> SessionAvail
     return session_availability(session=single, now=now)
 
 
-# --- search -----------------------------------------------------------------------------------------
+# --- search -------------------------------------------------------------------------------------
 
 
 TIME_OF_DAY = {
@@ -471,7 +471,7 @@ def _price_matches(prices: list[Decimal], filters: SearchFilters) -> bool:
     )
 
 
-# --- lists for pages and admin ------------------------------------------------------------------------
+# --- lists for pages and admin ------------------------------------------------------------------
 
 
 def resources_busy_between(
@@ -508,3 +508,28 @@ def offering_get_published(*, slug: str) -> Offering:
     return Offering.objects.select_related("location", "category", "cancellation_policy").get(
         slug=slug, is_published=True
     )
+
+
+@dataclass(frozen=True)
+class SeatCell:
+    seat_id: int
+    label: str
+    number: int
+    taken: bool
+
+
+def session_seat_map(*, session: Session) -> dict[int, list[tuple[str, list[SeatCell]]]]:
+    """Seated zones of a session as rows of seats, each marked taken or free (display only)."""
+    from inventory.models import Seat, SeatAllocation
+
+    taken = set(
+        SeatAllocation.objects.filter(session=session, is_active=True).values_list("seat_id", flat=True)
+    )
+    rows: dict[int, dict[str, list[SeatCell]]] = defaultdict(dict)
+    for seat_id, zone_id, row, number, label in (
+        Seat.objects.filter(zone__offering_id=session.offering_id, zone__is_seated=True)
+        .order_by("zone__sort_order", "row", "number")
+        .values_list("id", "zone_id", "row", "number", "label")
+    ):
+        rows[zone_id].setdefault(row, []).append(SeatCell(seat_id, label, number, seat_id in taken))
+    return {zone_id: list(by_row.items()) for zone_id, by_row in rows.items()}

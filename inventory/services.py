@@ -35,7 +35,7 @@ from inventory.models import (
     Zone,
 )
 
-# --- schedules ----------------------------------------------------------------------------------
+# --- schedules -----------------------------------------------------------------------------------
 
 
 def periods_overlap_message(periods: Iterable[tuple[object, time, time]], *, describe) -> str | None:
@@ -120,7 +120,7 @@ def resource_save(*, resource: Resource, now: datetime) -> Resource:
     return resource
 
 
-# --- busy time from outside (calendar sync writes here) ------------------------------------------
+# --- busy time from outside (calendar sync writes here) -----------------------------------------
 
 
 def busy_block_upsert(
@@ -145,7 +145,7 @@ def busy_block_upsert(
     return block
 
 
-# --- sessions -------------------------------------------------------------------------------------
+# --- sessions -----------------------------------------------------------------------------------
 
 
 def _session_counters(*, session: Session, capacity: int) -> list[CapacityCounter]:
@@ -272,7 +272,7 @@ def series_generate_sessions(*, series: SessionSeries, now: datetime) -> list[Se
     return created
 
 
-# --- seat maps --------------------------------------------------------------------------------------
+# --- seat maps ----------------------------------------------------------------------------------
 
 
 def row_labels(count: int) -> list[str]:

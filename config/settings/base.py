@@ -92,7 +92,8 @@ if env.DATABASE_POOL_MAX:
         "max_size": env.DATABASE_POOL_MAX,
         "timeout": 10,
     }
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.DATABASE_HEALTH_CHECKS
+DATABASES["default"]["OPTIONS"]["server_side_binding"] = env.DATABASE_SERVER_SIDE_BINDING
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if not env.REDIS_URL:
@@ -137,7 +138,7 @@ STORAGES = {
     },
 }
 
-# --- HTTPS hardening -------------------------------------------------------------------------------
+# --- HTTPS hardening -----------------------------------------------------------------------------
 SESSION_COOKIE_SECURE = env.SECURE_COOKIES
 CSRF_COOKIE_SECURE = env.SECURE_COOKIES
 SESSION_COOKIE_HTTPONLY = True
@@ -153,7 +154,7 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain http
 if env.BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# --- Email ----------------------------------------------------------------------------------------
+# --- Email ---------------------------------------------------------------------------------------
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_HOST = env.EMAIL_HOST
 EMAIL_PORT = env.EMAIL_PORT
@@ -165,13 +166,13 @@ EMAIL_TIMEOUT = env.EMAIL_TIMEOUT
 DEFAULT_FROM_EMAIL = env.DEFAULT_FROM_EMAIL
 SERVER_EMAIL = env.DEFAULT_FROM_EMAIL
 
-# --- The business -----------------------------------------------------------------------------------
+# --- The business --------------------------------------------------------------------------------
 BUSINESS_NAME = env.BUSINESS_NAME
 SUPPORT_EMAIL = env.SUPPORT_EMAIL
 SUPPORT_PHONE = env.SUPPORT_PHONE
 BUSINESS_TIME_ZONE = env.BUSINESS_TIME_ZONE
 
-# --- Integrations (each is off until its keys are set) --------------------------------------------
+# --- Integrations (each is off until its keys are set) -------------------------------------------
 STRIPE_SECRET_KEY = env.STRIPE_SECRET_KEY
 STRIPE_PUBLISHABLE_KEY = env.STRIPE_PUBLISHABLE_KEY
 STRIPE_WEBHOOK_SECRET = env.STRIPE_WEBHOOK_SECRET
@@ -195,7 +196,7 @@ MICROSOFT_ENABLED = bool(MICROSOFT_CLIENT_ID and MICROSOFT_CLIENT_SECRET)
 
 CALENDAR_TOKEN_KEY = env.CALENDAR_TOKEN_KEY
 
-# --- Celery ---------------------------------------------------------------------------------------
+# --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.celery_broker_url(REDIS_URL)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Short socket timeouts: a request publishing after commit must not hang when Redis is away; the
@@ -225,6 +226,8 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": OUTBOX_SWEEP_SECONDS * 2},
     },
     "worker-heartbeat": {"task": "core.tasks.worker_heartbeat", "schedule": 10.0, "options": {"expires": 20}},
+    "holds-sweep": {"task": "booking.tasks.holds_sweep", "schedule": 30.0, "options": {"expires": 60}},
+    "capacity-reconcile": {"task": "booking.tasks.capacity_reconcile", "schedule": 3600.0},
 }
 
 LOGGING = {
@@ -233,5 +236,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # 4xx answers (sold out, not found) are normal traffic for a booking site, not warnings.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "django.request": {"level": "ERROR"}},
 }

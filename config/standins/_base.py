@@ -337,7 +337,7 @@ class StandInServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    # --- routing ----------------------------------------------------------------------------------
+    # --- routing ---------------------------------------------------------------------------------
 
     def route(self, method: str, pattern: str, handler: Handler, *, locked: bool = True) -> None:
         self._routes.append((method, re.compile(pattern), handler, locked))
@@ -378,7 +378,7 @@ class StandInServer:
             return Response(400, {"error": f"{type(exc).__name__}: {exc}"})
         return Response(200, {"result": jsonable(result)})
 
-    # --- provider formats (overridden) ------------------------------------------------------------
+    # --- provider formats (overridden) -----------------------------------------------------------
 
     def not_found(self, request: Request) -> Response:
         return Response(404, {"error": f"no route for {request.method} {request.path}"})
@@ -389,7 +389,7 @@ class StandInServer:
     def failure_response(self, status: int, **options: Any) -> Response:
         return Response(status, {"error": "injected failure"})
 
-    # --- control shared by both stand-ins ---------------------------------------------------------
+    # --- control shared by both stand-ins --------------------------------------------------------
 
     def fail_next(self, count: int = 1, status: int = 503, **options: Any) -> None:
         """Answer the next `count` API calls with `status` in the provider's format, before routing."""
@@ -406,7 +406,7 @@ class StandInServer:
     def clear_state(self) -> None:
         raise NotImplementedError
 
-    # --- outbound notifications -------------------------------------------------------------------
+    # --- outbound notifications ------------------------------------------------------------------
 
     def notify(self, url: str, *, body: bytes = b"", headers: dict[str, str]) -> None:
         """Queue a notification; they leave one at a time, in order, after the change is committed."""

@@ -232,7 +232,7 @@ class GoogleCalendarStandIn(StandInServer):
         self._channels: dict[str, _Channel] = {}
         self._deny_next = False
 
-    # --- provider formats -------------------------------------------------------------------------
+    # --- provider formats ------------------------------------------------------------------------
 
     def not_found(self, request: Request) -> Response:
         return google_error(404, "Not Found", "notFound").response
@@ -247,7 +247,7 @@ class GoogleCalendarStandIn(StandInServer):
             ).response
         return google_error(status, "Backend Error", "backendError").response
 
-    # --- OAuth ------------------------------------------------------------------------------------
+    # --- OAuth -----------------------------------------------------------------------------------
 
     def _authorize(self, request: Request) -> Response:
         query = request.query
@@ -385,7 +385,7 @@ class GoogleCalendarStandIn(StandInServer):
             )
         return access.email
 
-    # --- calendars and events ---------------------------------------------------------------------
+    # --- calendars and events --------------------------------------------------------------------
 
     def _calendar(self, email_address: str, calendar_id: str) -> _Calendar:
         calendar = self._calendars.get(email_address if calendar_id == "primary" else calendar_id)
@@ -623,7 +623,7 @@ class GoogleCalendarStandIn(StandInServer):
             events.sort(key=lambda e: e["updated"])
         return events
 
-    # --- push notifications -----------------------------------------------------------------------
+    # --- push notifications ----------------------------------------------------------------------
 
     def _events_watch(self, request: Request, calendar_id: str) -> Response:
         calendar = self._calendar(self._caller(request), calendar_id)
@@ -690,7 +690,7 @@ class GoogleCalendarStandIn(StandInServer):
         del self._channels[channel.id]
         return Response(204)
 
-    # --- free/busy --------------------------------------------------------------------------------
+    # --- free/busy -------------------------------------------------------------------------------
 
     def _freebusy(self, request: Request) -> Response:
         email_address = self._caller(request)
@@ -743,7 +743,7 @@ class GoogleCalendarStandIn(StandInServer):
             },
         )
 
-    # --- control: what a test (or the staff member in Google's UI) does directly ------------------
+    # --- control: what a test (or the staff member in Google's UI) does directly -----------------
 
     def add_account(self, email: str, *, time_zone: str = "UTC") -> str:
         """Create the account (idempotent); return its primary calendar id, which is the email."""

@@ -301,7 +301,7 @@ class MicrosoftStandIn(StandInServer):
         session.trust_env = False
         return session
 
-    # --- provider formats -------------------------------------------------------------------------
+    # --- provider formats ------------------------------------------------------------------------
 
     def not_found(self, request: Request) -> Response:
         if request.path.startswith(self.API_PREFIX):
@@ -321,7 +321,7 @@ class MicrosoftStandIn(StandInServer):
             return graph_error(503, "ServiceNotAvailable", "Service unavailable.", retry_after).response
         return graph_error(status, "UnknownError", "Injected failure.").response
 
-    # --- identity platform ------------------------------------------------------------------------
+    # --- identity platform -----------------------------------------------------------------------
 
     def _issuer(self, tenant: str) -> str:
         if tenant.lower() in ("common", "organizations", "consumers"):
@@ -526,7 +526,7 @@ class MicrosoftStandIn(StandInServer):
             body["client_info"] = _b64({"uid": user.oid, "utid": self.tenant_id})
         return body
 
-    # --- Graph: authentication and mailbox --------------------------------------------------------
+    # --- Graph: authentication and mailbox -------------------------------------------------------
 
     def _token_for(self, request: Request) -> _AccessToken:
         token = request.bearer_token()
@@ -623,7 +623,7 @@ class MicrosoftStandIn(StandInServer):
         user = self._mailbox(request, who)
         return Response(200, self._render_calendar(self._calendar(user, calendar_id)))
 
-    # --- Graph: events ----------------------------------------------------------------------------
+    # --- Graph: events ---------------------------------------------------------------------------
 
     def _zone(self, request: Request) -> str:
         """The zone `Prefer: outlook.timezone` asks for, if it is one we know; UTC otherwise."""
@@ -954,7 +954,7 @@ class MicrosoftStandIn(StandInServer):
             body["@odata.deltaLink"] = f"{self.url}{request.path}?$deltatoken={delta_token}"
         return Response(200, body)
 
-    # --- Graph: subscriptions ---------------------------------------------------------------------
+    # --- Graph: subscriptions --------------------------------------------------------------------
 
     def _render_subscription(self, subscription: _Subscription) -> dict[str, Any]:
         return {
@@ -1077,7 +1077,7 @@ class MicrosoftStandIn(StandInServer):
         del self._subscriptions[self._subscription(request, subscription_id).id]
         return Response(204)
 
-    # --- control: what a test (or the user in Outlook) does directly ------------------------------
+    # --- control: what a test (or the user in Outlook) does directly -----------------------------
 
     def _user(self, email: str) -> _User:
         for user in self._users.values():

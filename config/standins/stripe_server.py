@@ -88,7 +88,7 @@ DECLINES = {
 CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 
-# --- errors ----------------------------------------------------------------------------------------
+# --- errors -------------------------------------------------------------------------------------
 
 
 def _error(status: int, message: str, **fields: Any) -> UserError:
@@ -135,7 +135,7 @@ def _emit(event_type: str, obj: StripeObject) -> None:
     schedule_webhook(Event(event_type, obj))
 
 
-# --- fields and hooks inside localstripe's resources ------------------------------------------------
+# --- fields and hooks inside localstripe's resources --------------------------------------------
 
 
 def _install_additions() -> None:
@@ -269,7 +269,7 @@ def _keep_store_in(data_dir: Path) -> None:
     Store.try_load_from_disk = try_load_from_disk
 
 
-# --- endpoints localstripe lacks or gets wrong -----------------------------------------------------
+# --- endpoints localstripe lacks or gets wrong --------------------------------------------------
 
 PI_STORED = (
     "automatic_payment_methods",
@@ -554,7 +554,7 @@ ENDPOINTS = (
 )
 
 
-# --- middleware ------------------------------------------------------------------------------------
+# --- middleware ---------------------------------------------------------------------------------
 
 # What Stripe.js may call with a publishable key; calls on an intent must also carry its client secret.
 PUBLISHABLE_KEY_ROUTES = (
@@ -648,7 +648,7 @@ async def idempotency_middleware(request: web.Request, handler: Any) -> web.Stre
         return response
 
 
-# --- serving ---------------------------------------------------------------------------------------
+# --- serving ------------------------------------------------------------------------------------
 
 
 def build_app(data_dir: Path) -> web.Application:
@@ -736,7 +736,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(error))
 
 
-# --- running it from tests and the dev launcher ----------------------------------------------------
+# --- running it from tests and the dev launcher -------------------------------------------------
 
 
 @dataclass

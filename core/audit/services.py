@@ -38,14 +38,42 @@ def timeline_entry_record(
         )
     if subject.pk is None:
         raise ValueError("A timeline entry needs a saved subject.")
+    [entry] = timeline_entries_record(
+        subject=subject, entries=[(action, data or {})], now=now, acting_user=acting_user, actor=actor
+    )
+    return entry
+
+
+def timeline_entries_record(
+    *,
+    subject: models.Model,
+    entries: list[tuple[str, dict[str, Any]]],
+    now: datetime,
+    acting_user: AbstractBaseUser | None = None,
+    actor: str | None = None,
+) -> list[TimelineEntry]:
+    """Record several changes of one subject that happened together (in order), in one statement."""
+    require_atomic("timeline_entries_record")
+    for action, _ in entries:
+        if not _action_re.match(action):
+            raise ValueError(
+                f"Timeline action {action!r} must be dotted and lowercase, e.g. 'booking.confirmed'."
+            )
+    if subject.pk is None:
+        raise ValueError("A timeline entry needs a saved subject.")
     if actor is None:
         actor = acting_user.get_username() if acting_user is not None else SYSTEM
-    return TimelineEntry.objects.create(
-        action=action,
-        subject_type=ContentType.objects.get_for_model(subject, for_concrete_model=True),
-        subject_id=str(subject.pk),
-        acting_user=acting_user if acting_user is not None and acting_user.is_authenticated else None,
-        actor=actor,
-        data=data or {},
-        created_at=now,
+    subject_type = ContentType.objects.get_for_model(subject, for_concrete_model=True)
+    user = acting_user if acting_user is not None and acting_user.is_authenticated else None
+    return TimelineEntry.objects.bulk_create(
+        TimelineEntry(
+            action=action,
+            subject_type=subject_type,
+            subject_id=str(subject.pk),
+            acting_user=user,
+            actor=actor,
+            data=data,
+            created_at=now,
+        )
+        for action, data in entries
     )

@@ -76,7 +76,7 @@ def enqueue_committed(topic: str, now, **payload) -> tuple[str, list[OutboxMessa
     return run, messages
 
 
-# --- delivery after commit ------------------------------------------------------------------------
+# --- delivery after commit ----------------------------------------------------------------------
 
 
 def test_a_committed_message_is_delivered_by_the_worker_and_a_rolled_back_one_never(celery_worker):
@@ -117,7 +117,7 @@ def test_a_message_written_while_redis_is_down_is_delivered_once_redis_is_back(p
     assert message.attempts == 1
 
 
-# --- retries and back-off ---------------------------------------------------------------------------
+# --- retries and back-off -----------------------------------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
@@ -176,7 +176,7 @@ def test_each_subscriber_is_retried_alone_so_the_one_that_worked_never_runs_agai
     assert runs_of(run) == 1
 
 
-# --- never twice ------------------------------------------------------------------------------------
+# --- never twice --------------------------------------------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
@@ -235,7 +235,7 @@ def test_negative_control_without_the_row_lock_the_race_runs_the_handler_twice(n
     assert runs_of(run) == 2
 
 
-# --- the contract with callers ------------------------------------------------------------------------
+# --- the contract with callers ------------------------------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)

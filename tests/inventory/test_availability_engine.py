@@ -79,7 +79,7 @@ def day_window(day, zone):
     return start, datetime.combine(day + timedelta(days=1), time(0)).replace(tzinfo=zone)
 
 
-# --- DST on purpose -------------------------------------------------------------------------------
+# --- DST on purpose -----------------------------------------------------------------------------
 
 
 def test_spring_forward_skips_the_hour_that_does_not_exist():
@@ -177,7 +177,7 @@ def test_the_grid_is_wall_clock_quarter_hours_in_a_half_hour_zone():
     assert {datetime.fromtimestamp(t, KOLKATA).minute for t in grid} == {0, 15, 30, 45}
 
 
-# --- rules ---------------------------------------------------------------------------------------
+# --- rules --------------------------------------------------------------------------------------
 
 
 def test_buffers_keep_a_slot_clear_of_existing_time_on_both_sides():
@@ -275,7 +275,7 @@ def test_minimum_notice_and_the_closed_override():
     assert next_day == []
 
 
-# --- properties -------------------------------------------------------------------------------------
+# --- properties ---------------------------------------------------------------------------------
 
 zones = st.sampled_from(sorted(TRANSITION_DAYS))
 

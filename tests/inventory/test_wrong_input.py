@@ -56,7 +56,7 @@ def resource_form(location, **fields):
     }
 
 
-# --- services ---------------------------------------------------------------------------------------
+# --- services -----------------------------------------------------------------------------------
 
 
 def test_overlapping_working_hours_are_refused_and_the_old_hours_kept(studio):
@@ -110,7 +110,7 @@ def test_a_blackout_needs_its_end_after_its_start(studio):
         blackout.full_clean()
 
 
-# --- admin ----------------------------------------------------------------------------------------------
+# --- admin --------------------------------------------------------------------------------------
 
 
 def test_admin_explains_an_unknown_time_zone(owner_client):

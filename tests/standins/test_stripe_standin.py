@@ -142,7 +142,7 @@ def pay(client: stripe.StripeClient, amount: int, currency: str = "eur") -> stri
     )
 
 
-# --- Idempotency-Key --------------------------------------------------------------------------------
+# --- Idempotency-Key ----------------------------------------------------------------------------
 
 
 def test_a_repeated_idempotency_key_replays_the_first_answer(client):
@@ -179,7 +179,7 @@ def test_a_retried_declined_payment_is_not_attempted_twice(client, shop):
     assert [e.data.object.id for e in failures.data].count(intent_id) == 1
 
 
-# --- SetupIntents -----------------------------------------------------------------------------------
+# --- SetupIntents -------------------------------------------------------------------------------
 
 
 def test_a_confirmed_setup_intent_saves_the_card_for_off_session_payments(client, shop, customer):
@@ -261,7 +261,7 @@ def test_a_payment_can_save_its_card_for_later(client, customer):
     assert client.v1.payment_methods.retrieve(payment.payment_method).customer == customer.id
 
 
-# --- amounts through authorisation and capture ------------------------------------------------------
+# --- amounts through authorisation and capture --------------------------------------------------
 
 
 def test_an_authorisation_is_capturable_until_captured(client, shop):
@@ -294,7 +294,7 @@ def test_an_automatic_capture_is_received_at_once(client):
     assert client.v1.charges.retrieve(intent.latest_charge).amount_captured == 1200
 
 
-# --- refunds ----------------------------------------------------------------------------------------
+# --- refunds ------------------------------------------------------------------------------------
 
 
 def test_a_refund_above_the_captured_amount_is_refused(client):
@@ -340,7 +340,7 @@ def test_refunds_are_announced_by_webhooks(client, shop):
     assert shop.event("refund.updated", refund.id).data.object.metadata.note == "late arrival"
 
 
-# --- cancellation, declines and parameters localstripe refused ---------------------------------------
+# --- cancellation, declines and parameters localstripe refused ----------------------------------
 
 
 def test_canceling_an_authorisation_releases_it_and_is_announced(client, shop):
@@ -402,7 +402,7 @@ def test_events_are_listed_newest_first_and_by_type(client):
     assert [event.data.object.id for event in listed.data] == [second.id, first.id]
 
 
-# --- keys, isolation and reset ---------------------------------------------------------------------
+# --- keys, isolation and reset ------------------------------------------------------------------
 
 
 def test_a_publishable_key_reaches_only_its_own_intent(client, standin):
@@ -436,7 +436,7 @@ def test_the_server_listens_on_loopback_only():
         run(host="0.0.0.0")  # noqa: S104
 
 
-# --- Stripe.js in a browser -------------------------------------------------------------------------
+# --- Stripe.js in a browser ---------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

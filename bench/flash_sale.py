@@ -1,0 +1,311 @@
+"""Flash sale: many customers at once through the booking page's own endpoint, over HTTP.
+
+    .venv/bin/python bench/flash_sale.py [--clients 64] [--attempts 5000] [--places 1000] [--workers 2]
+
+Serves the app with gunicorn on 127.0.0.1 (plus a Celery worker, as in production) against a scratch
+database `booking_flash`, creates a free class with --places places (so every accepted attempt is a
+confirmed booking), then --clients keep-alive connections post --attempts booking forms, each with
+its CSRF token, its own idempotency key and its own customer, exactly as the booking page does.
+
+Prints accepted bookings/s, p50/p99 latency, errors, and the oversell count (must be 0), checked
+against the database afterwards.
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from _common import ROOT, percentile, setup_django
+
+BENCH_DB = "booking_flash"
+
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / HZ
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU used by the live processes of a process group (gunicorn master and workers, celery)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / HZ
+    return total
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(places: int):
+    from django.db import connection
+
+    from inventory.models import Location, Offering
+    from inventory.services import session_create
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE booking_bookingitem, booking_waitlistentry, booking_booking, booking_customer, "
+            "core_outboxmessage, core_timelineentry, inventory_seatallocation, inventory_allocation, "
+            "inventory_capacitycounter, inventory_session, inventory_offering, inventory_location CASCADE"
+        )
+    hall = Location.objects.create(
+        name="Flash Hall",
+        slug="flash-hall",
+        address_line1="1 Rush Lane",
+        city="Bristol",
+        country="GB",
+        time_zone="Europe/London",
+    )
+    offering = Offering.objects.create(
+        kind="class",
+        name="Launch class",
+        slug="launch-class",
+        location=hall,
+        price=0,
+        currency="GBP",
+        max_places_per_booking=4,
+    )
+    now = datetime.now(tz=UTC)
+    session = session_create(
+        offering=offering,
+        starts_at=now + timedelta(days=2),
+        ends_at=now + timedelta(days=2, hours=1),
+        capacity=places,
+        now=now,
+    )
+    return offering, session
+
+
+class Client:
+    """One customer's browser tab: a keep-alive HTTP/1.1 connection with its cookies."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.cookies: dict[str, str] = {}
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Connection: keep-alive"]
+        if cookie:
+            head.append(f"Cookie: {cookie}")
+        if body:
+            head += [
+                "Content-Type: application/x-www-form-urlencoded",
+                f"Content-Length: {len(body)}",
+                f"Referer: http://{self.host}:{self.port}{path}",
+            ]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        headers: dict[str, str] = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+            if name.strip().lower() == "set-cookie":
+                key, _, rest = value.strip().partition("=")
+                self.cookies[key] = rest.split(";", 1)[0]
+        length = int(headers.get("content-length", "0"))
+        payload = await self.reader.readexactly(length) if length else b""
+        if headers.get("connection", "").lower() == "close":
+            self.writer.close()
+            await self.connect()
+        return status, headers, payload
+
+
+async def load(port: int, path: str, clients: int, attempts: int) -> list[tuple[float, float, int]]:
+    """Run the sale; returns (start offset, latency, status) for every attempt."""
+    counter = iter(range(attempts))
+    results: list[tuple[float, float, int]] = []
+    started = time.perf_counter()
+
+    async def customer(n: int) -> None:
+        client = Client("127.0.0.1", port)
+        await client.connect()
+        _, _, page = await client.request("GET", path)
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+        for attempt in counter:
+            body = urlencode(
+                {
+                    "csrfmiddlewaretoken": token,
+                    "name": f"Customer {attempt}",
+                    "email": f"c{attempt}@flash.example",
+                    "phone": "",
+                    "notes": "",
+                    "time_zone": "Europe/London",
+                    "idempotency_key": f"flash-{attempt}",
+                    "quantity": "1",
+                }
+            ).encode()
+            sent = time.perf_counter()
+            try:
+                status, _, _ = await client.request("POST", path, body)
+            except (ConnectionError, asyncio.IncompleteReadError, IndexError, ValueError):
+                status = 0
+                await client.connect()
+            results.append((sent - started, time.perf_counter() - sent, status))
+
+    await asyncio.gather(*(customer(n) for n in range(clients)))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--attempts", type=int, default=5000)
+    parser.add_argument("--places", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per gunicorn worker (gthread when > 1)"
+    )
+    parser.add_argument("--no-celery", action="store_true", help="do not run a Celery worker alongside")
+    args = parser.parse_args()
+
+    env = setup_django(BENCH_DB)
+    offering, session = prepare(args.places)
+    port = free_port()
+    server_env = {
+        **os.environ,
+        **env,
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-only-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_COOKIES": "0",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+    }
+    bin_dir = os.path.dirname(sys.executable)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=server_env,
+        check=True,
+    )
+    processes = [
+        subprocess.Popen(
+            [
+                f"{bin_dir}/gunicorn",
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "--log-level",
+                "warning",
+                "--keep-alive",
+                "30",
+            ],
+            cwd=ROOT,
+            env=server_env,
+            start_new_session=True,
+        )
+    ]
+    if not args.no_celery:
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-l",
+                    "WARNING",
+                    "--concurrency",
+                    "1",
+                ],
+                cwd=ROOT,
+                env=server_env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+    path = f"/o/{offering.slug}/book/?session={session.pk}"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        app_before = [group_cpu_seconds(p.pid) for p in processes]
+        busy_before, own_before = machine_busy_seconds(), time.process_time()
+        results = asyncio.run(load(port, path, args.clients, args.attempts))
+        app_cpu = [group_cpu_seconds(p.pid) - b for p, b in zip(processes, app_before, strict=True)]
+        busy, own = machine_busy_seconds() - busy_before, time.process_time() - own_before
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+
+    from booking.models import Booking, BookingStatus
+    from inventory.models import CapacityCounter
+
+    accepted = [r for r in results if r[2] == 303]
+    refused = [r for r in results if r[2] == 409]
+    errors = [r for r in results if r[2] not in (303, 409)]
+    counter = CapacityCounter.objects.get(session=session, zone=None, ticket_type=None)
+    confirmed = Booking.objects.filter(session=session, status=BookingStatus.CONFIRMED).count()
+    sell_out = max(r[0] + r[1] for r in accepted) if accepted else float("nan")
+    total = max(r[0] + r[1] for r in results)
+    every = sorted(r[1] * 1000 for r in results)
+    booked = sorted(r[1] * 1000 for r in accepted)
+    n = len(results)
+    web, celery, other = (
+        app_cpu[0] / n * 1000,
+        sum(app_cpu[1:]) / n * 1000,
+        (busy - sum(app_cpu) - own) / n * 1000,
+    )
+    oversell = max(0, counter.sold - counter.capacity) + max(0, confirmed - args.places)
+    lines = [
+        f"# {args.clients} clients, {n} attempts, {args.places} places, gunicorn --workers {args.workers}"
+        f"{'' if args.no_celery else ' + celery worker'}, {os.cpu_count()} cores",
+        f"accepted bookings        {len(accepted)} in {sell_out:.2f} s  ->  "
+        f"{len(accepted) / sell_out:.0f} bookings/s",
+        f"all attempts             {n} in {total:.2f} s  ->  {n / total:.0f} requests/s",
+        f"latency accepted         p50 {percentile(booked, 0.5):.0f} ms   "
+        f"p99 {percentile(booked, 0.99):.0f} ms",
+        f"latency all              p50 {percentile(every, 0.5):.0f} ms   "
+        f"p99 {percentile(every, 0.99):.0f} ms",
+        f"sold out answers (409)   {len(refused)}",
+        f"errors                   {len(errors)} {sorted({r[2] for r in errors}) if errors else ''}",
+        f"database                 {confirmed} confirmed, counter sold {counter.sold} of {counter.capacity}",
+        f"cpu per attempt          web {web:.1f} ms, celery {celery:.1f} ms, load generator "
+        f"{own / n * 1000:.1f} ms, PostgreSQL and the rest {other:.1f} ms",
+        f"oversell                 {oversell}",
+    ]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
