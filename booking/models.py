@@ -73,6 +73,10 @@ class Booking(models.Model):
     hold_expires_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=80, unique=True)
     total_amount = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
+    amount_paid = models.DecimalField(
+        max_digits=10, decimal_places=2, default=0, help_text="Received, as the payment provider reports it."
+    )
+    amount_refunded = models.DecimalField(max_digits=10, decimal_places=2, default=0)
     currency = models.CharField(max_length=3)
     sequence = models.PositiveIntegerField(default=0, help_text="Raised on every change (calendar invites).")
     needs_attention = models.BooleanField(default=False)
@@ -109,6 +113,28 @@ class Booking(models.Model):
     @property
     def is_holding(self) -> bool:
         return self.status in HOLDING_STATUSES
+
+    @property
+    def display_status(self) -> str:
+        """The status customers and staff see: exactly one of five, whatever happened inside."""
+        if self.status == BookingStatus.REFUNDED or (
+            self.amount_refunded and self.amount_refunded >= self.amount_paid
+        ):
+            return "Refunded (fully)"
+        if self.amount_refunded:
+            return "Refunded (partially)"
+        if self.status in (BookingStatus.HELD, BookingStatus.AWAITING_PAYMENT):
+            return "Pending payment"
+        if self.status == BookingStatus.PAYMENT_FAILED:
+            return "Payment failed"
+        if self.status in SOLD_STATUSES:
+            return "Confirmed"
+        return "Cancelled"
+
+    @property
+    def amount_due(self):
+        """What is still to be paid (a deposit booking's balance)."""
+        return max(self.total_amount - self.amount_paid, 0)
 
 
 class BookingItem(models.Model):

@@ -768,6 +768,56 @@ def booking_await_payment(*, booking: Booking, now: datetime, actor: str = "cust
     return booking
 
 
+# --- payments report here (the payments app moves the money; the booking keeps the story) ---------
+
+
+def booking_payment_failed(*, booking: Booking, now: datetime, reason: str, actor: str = "stripe") -> Booking:
+    """A payment attempt failed: the booking shows it, and the hold keeps running for another try."""
+    with service_transaction():
+        booking = lock_booking(booking_id=booking.pk)
+        if booking.status == BookingStatus.PAYMENT_FAILED or not booking.is_holding:
+            return booking
+        check_transition(booking.status, BookingStatus.PAYMENT_FAILED)
+        booking.status = BookingStatus.PAYMENT_FAILED
+        booking.updated_at = now
+        booking.save(update_fields=["status", "updated_at"])
+        timeline.status_changed(booking, now=now, actor=actor, reason=reason)
+        _announce("booking.payment_failed", booking, now, reason=reason)
+    return booking
+
+
+def booking_flag_attention(
+    *, booking: Booking, now: datetime, reason: str, actor: str = "system", **data
+) -> Booking:
+    """Ask a person to look at this booking (a late payment, a calendar conflict), saying why."""
+    with service_transaction():
+        booking = lock_booking(booking_id=booking.pk)
+        booking.needs_attention = True
+        booking.attention_reason = f"{booking.attention_reason}\n{reason}".strip()
+        booking.updated_at = now
+        booking.save(update_fields=["needs_attention", "attention_reason", "updated_at"])
+        timeline.attention_flagged(booking, now=now, actor=actor, reason=reason, **data)
+    return booking
+
+
+def booking_money_update(*, booking: Booking, paid: Decimal, refunded: Decimal, now: datetime) -> Booking:
+    """Record what has been paid and refunded; a cancelled or expired booking fully refunded ends refunded."""
+    with service_transaction():
+        booking = lock_booking(booking_id=booking.pk)
+        booking.amount_paid, booking.amount_refunded = paid, refunded
+        booking.updated_at = now
+        fields = ["amount_paid", "amount_refunded", "updated_at"]
+        fully_refunded = paid > 0 and refunded >= paid
+        if fully_refunded and booking.status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED):
+            check_transition(booking.status, BookingStatus.REFUNDED)
+            booking.status = BookingStatus.REFUNDED
+            fields.append("status")
+            timeline.status_changed(booking, now=now, actor="stripe", refunded=refunded)
+            _announce("booking.refunded", booking, now, refunded=str(refunded))
+        booking.save(update_fields=fields)
+    return booking
+
+
 # --- cancellation -------------------------------------------------------------------------------
 
 

@@ -57,6 +57,10 @@ def status_changed(booking, *, now, acting_user=None, actor=None, **data) -> Non
     _record(booking, f"booking.{booking.status}", now, acting_user, actor, **data)
 
 
+def attention_flagged(booking, *, now, actor=None, reason: str, **data) -> None:
+    _record(booking, "booking.attention.flagged", now, actor=actor, reason=reason, **data)
+
+
 def waitlist_offered(booking, *, now, entry_id: int) -> None:
     _record(
         booking,

@@ -7,6 +7,7 @@ customer can cause comes back as a message on the same page, with what to do nex
 from datetime import datetime
 
 from django import forms
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -73,6 +74,9 @@ def booking_new(request: HttpRequest, slug: str) -> HttpResponse:
                     409 if isinstance(error, Unavailable) else 503 if isinstance(error, CapacityBusy) else 422
                 )
             else:
+                if booking.is_holding and settings.BOOKING_CHECKOUT_URL_NAME:
+                    token = booking_manage_token(booking=booking)
+                    return SeeOther(reverse(settings.BOOKING_CHECKOUT_URL_NAME, args=[token]))
                 return SeeOther(booking_url(booking))
         else:
             status = 422
@@ -140,5 +144,8 @@ def booking_detail(request: HttpRequest, token: str) -> HttpResponse:
             "zone": booking.offering.location.time_zone,
             "now": timezone.now(),
             "token": token,
+            "pay_url": reverse(settings.BOOKING_CHECKOUT_URL_NAME, args=[token])
+            if booking.is_holding and settings.BOOKING_CHECKOUT_URL_NAME
+            else "",
         },
     )

@@ -443,8 +443,48 @@ def _wait_healthy(url: str, timeout: float) -> dict | None:
     return report
 
 
+class DemoStandIns:
+    """Local stand-ins for outside services, used by `make run` where no real ones are configured.
+
+    Stripe: the stand-in in config/standins (real stripe library, its own Stripe.js for the browser),
+    with webhooks delivered to this site as Stripe would deliver them.
+    """
+
+    def __init__(self) -> None:
+        self.running: list = []
+        self.stripe = None
+
+    def configure(self, env: dict[str, str]) -> None:
+        if env.get("STRIPE_SECRET_KEY"):
+            say("using the Stripe keys from the environment")
+            return
+        from config.standins.stripe_server import StripeStandIn
+
+        self.stripe = StripeStandIn.start(LOCAL / "stripe")
+        self.running.append(self.stripe)
+        say(f"Stripe stand-in on {self.stripe.url} (test card 4242 4242 4242 4242)")
+        env.update(
+            {
+                "STRIPE_SECRET_KEY": "sk_test_local_demo",
+                "STRIPE_PUBLISHABLE_KEY": "pk_test_local_demo",
+                "STRIPE_API_BASE": self.stripe.url,
+                "STRIPE_JS_URL": f"{self.stripe.url}/js.stripe.com/v3/",
+                "STRIPE_WEBHOOK_SECRET": "whsec_local_demo",
+            }
+        )
+
+    def site_is_up(self, base: str, env: dict[str, str]) -> None:
+        if self.stripe is not None:
+            self.stripe.register_webhook(f"{base}/stripe/webhook", env["STRIPE_WEBHOOK_SECRET"], name="demo")
+
+    def stop(self) -> None:
+        for standin in reversed(self.running):
+            standin.stop()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     services = Services()
+    standins = DemoStandIns()
     env = services.environment()
     env.setdefault("DEBUG", "1")
     env.setdefault("BUSINESS_NAME", "Lumen Studios")  # the demo business seed_demo loads
@@ -461,6 +501,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
+        standins.configure(env)
         say("applying migrations ...")
         _manage(env, "migrate", "--noinput", "-v", "0")
         say("loading the demo business ...")
@@ -472,6 +513,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         supervisor.start("beat", [*celery, "beat", "-l", "WARNING", "-s", str(LOCAL / "celerybeat-schedule")])
         report = _wait_healthy(f"{base}/healthz", timeout=90)
+        standins.site_is_up(base, env)
         health = "green" if report and report.get("ok") else "NOT green yet, see the log above"
         logins = [line.split(":", 1)[1].strip() for line in seeded.splitlines() if line.startswith("login:")]
         banner = [
@@ -499,6 +541,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
         supervisor.stop()
+        standins.stop()
         services.stop()
         say("stopped.")
 

@@ -15,6 +15,9 @@ from config.celery import app as celery_app
 from config.devstack import LocalRedis
 from config.env import celery_broker_url
 
+# Per-app fixtures, shared by every test package (a payments test books like a booking test does).
+pytest_plugins = ["tests.booking.fixtures"]
+
 
 def wait_until(predicate: Callable[[], object], *, timeout: float = 15.0, interval: float = 0.05) -> object:
     """Poll until *predicate* returns something truthy; fail the test after *timeout* seconds."""

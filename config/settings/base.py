@@ -179,6 +179,8 @@ STRIPE_WEBHOOK_SECRET = env.STRIPE_WEBHOOK_SECRET
 STRIPE_API_BASE = env.STRIPE_API_BASE
 STRIPE_JS_URL = env.STRIPE_JS_URL
 STRIPE_ENABLED = bool(STRIPE_SECRET_KEY)
+# Where a customer goes after holding places that must be paid for (the payments app's checkout).
+BOOKING_CHECKOUT_URL_NAME = "payments:checkout"
 
 GOOGLE_CLIENT_ID = env.GOOGLE_CLIENT_ID
 GOOGLE_CLIENT_SECRET = env.GOOGLE_CLIENT_SECRET
@@ -228,6 +230,8 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "core.tasks.worker_heartbeat", "schedule": 10.0, "options": {"expires": 20}},
     "holds-sweep": {"task": "booking.tasks.holds_sweep", "schedule": 30.0, "options": {"expires": 60}},
     "capacity-reconcile": {"task": "booking.tasks.capacity_reconcile", "schedule": 3600.0},
+    "payments-reconcile": {"task": "payments.tasks.reconcile_recent", "schedule": 900.0},
+    "balance-reminders": {"task": "payments.tasks.balance_reminders", "schedule": 3600.0},
 }
 
 LOGGING = {

@@ -48,6 +48,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -530,6 +531,35 @@ def list_events(**params: Any) -> StripeObject:
     return events
 
 
+def _created_filter(created: Any) -> Callable[[int], bool]:
+    """Stripe's `created` list filter: an exact timestamp or gt/gte/lt/lte bounds."""
+    if created is None:
+        return lambda _: True
+    if not isinstance(created, dict):
+        return lambda value: value == int(created)
+    tests = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
+    bounds = [(tests[op], int(limit)) for op, limit in created.items() if op in tests]
+    return lambda value: all(test(value, limit) for test, limit in bounds)
+
+
+def list_payment_intents(created: Any = None, customer: str | None = None, **params: Any) -> StripeObject:
+    # localstripe lists every intent; reconciliation asks for the recent ones (`created[gte]`).
+    intents = PaymentIntent._api_list_all("/v1/payment_intents", **params)
+    keep = _created_filter(created)
+    intents._list = [
+        i for i in intents._list if keep(i.created) and (customer is None or i.customer == customer)
+    ]
+    intents._list.reverse()
+    return intents
+
+
+def list_charges(payment_intent: str | None = None, **params: Any) -> StripeObject:
+    charges = Charge._api_list_all("/v1/charges", **params)
+    if payment_intent is not None:
+        charges._list = [c for c in charges._list if getattr(c, "payment_intent", None) == payment_intent]
+    return charges
+
+
 def list_payment_methods(type: str = "card", **params: Any) -> StripeObject:
     # Stripe's `type` is optional; localstripe requires it and knows only cards.
     return PaymentMethod._api_list_all("/v1/payment_methods", type=type, **params)
@@ -550,6 +580,8 @@ ENDPOINTS = (
     ("POST", "/v1/refunds", create_refund),
     ("POST", "/v1/refunds/{id}", update_refund),
     ("GET", "/v1/events", list_events),
+    ("GET", "/v1/payment_intents", list_payment_intents),
+    ("GET", "/v1/charges", list_charges),
     ("GET", "/v1/payment_methods", list_payment_methods),
 )
 

@@ -114,6 +114,8 @@ BOOKING_TOPICS = [
     "booking.awaiting_payment",
     "waitlist.offered",
     "waitlist.joined",
+    "booking.payment_failed",
+    "booking.refunded",
 ]
 
 
