@@ -1,6 +1,6 @@
 """Outbox handlers of booking, registered when the app is ready."""
 
-from booking.services import waitlist_offer_next
+from booking.services import email_send, notifications_dispatch, waitlist_offer_next
 from core.outbox.registry import outbox_handler
 
 
@@ -8,3 +8,37 @@ from core.outbox.registry import outbox_handler
 def offer_freed_places_to_waitlist(message, *, now) -> None:
     """Places came free (expiry, cancellation, reschedule, more capacity): offer them to the waitlist."""
     waitlist_offer_next(session_id=message.payload["session_id"], now=now)
+
+
+NOTIFYING_TOPICS = (
+    "booking.confirmed",
+    "booking.held",
+    "booking.payment_failed",
+    "booking.rescheduled",
+    "booking.cancelled",
+    "waitlist.offered",
+    "payments.balance_due",
+    "payments.money_returned",
+)
+
+
+def _dispatch(message, *, now) -> None:
+    notifications_dispatch(topic=message.topic, payload=message.payload, now=now)
+
+
+for _topic in NOTIFYING_TOPICS:
+    outbox_handler(_topic, name=f"booking.notify.{_topic}")(_dispatch)
+
+
+@outbox_handler("email.send", name="booking.send_email")
+def send_email(message, *, now) -> None:
+    """Send exactly one email; a failure retries this email alone, never the others of the same event."""
+    payload = message.payload
+    email_send(
+        booking_id=payload["booking_id"],
+        kind=payload["kind"],
+        to=payload["to"],
+        extra=payload.get("extra", {}),
+        now=now,
+        sequence=payload.get("sequence"),
+    )

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from booking.services import booking_expire, capacity_reconcile, hold_release_expired
+from booking.services import booking_expire, capacity_reconcile, hold_release_expired, reminders_enqueue_due
 
 logger = logging.getLogger(__name__)
 
@@ -29,3 +29,9 @@ def capacity_reconcile_task(**kwargs) -> int:
     for item in drift:
         logger.error("Capacity drift: %s", item)
     return len(drift)
+
+
+@shared_task(name="booking.tasks.reminders")
+def reminders(**kwargs) -> int:
+    """Queue the reminder emails whose moment has come (from the database, not long countdowns)."""
+    return reminders_enqueue_due(now=timezone.now())

@@ -61,6 +61,16 @@ def attention_flagged(booking, *, now, actor=None, reason: str, **data) -> None:
     _record(booking, "booking.attention.flagged", now, actor=actor, reason=reason, **data)
 
 
+def email_sent(booking, *, now, kind: str, to: str, **data) -> None:
+    _record(booking, "booking.email.sent", now, actor="system", kind=kind, to=to, **data)
+
+
+def email_skipped(booking, *, now, kind: str, to: str) -> None:
+    _record(
+        booking, "booking.email.skipped", now, actor="system", kind=kind, to=to, reason="no longer applies"
+    )
+
+
 def waitlist_offered(booking, *, now, entry_id: int) -> None:
     _record(
         booking,

@@ -9,4 +9,6 @@ urlpatterns = [
     path("o/<slug:slug>/book/", views.booking_new, name="new"),
     path("o/<slug:slug>/waitlist/", views.waitlist_join_view, name="waitlist"),
     path("b/<str:token>/", views.booking_detail, name="detail"),
+    path("b/<str:token>/calendar.ics", views.booking_calendar, name="calendar"),
+    path("b/<str:token>/accept/", views.booking_accept, name="accept"),
 ]

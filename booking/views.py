@@ -8,6 +8,7 @@ from datetime import datetime
 
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -17,7 +18,9 @@ from django.views.decorators.http import require_http_methods
 
 from booking.forms import BookingForm, WaitlistForm
 from booking.models import Booking
+from booking.notifications import booking_ics, calendar_links
 from booking.selectors import booking_get_by_manage_token, booking_items, booking_manage_token
+from booking.services import booking_accept_offer
 from core.errors import ApplicationError
 from core.http import SeeOther
 from inventory.errors import Unavailable
@@ -144,8 +147,39 @@ def booking_detail(request: HttpRequest, token: str) -> HttpResponse:
             "zone": booking.offering.location.time_zone,
             "now": timezone.now(),
             "token": token,
+            "calendar": calendar_links(booking) if booking.status == "confirmed" else None,
             "pay_url": reverse(settings.BOOKING_CHECKOUT_URL_NAME, args=[token])
             if booking.is_holding and settings.BOOKING_CHECKOUT_URL_NAME
             else "",
         },
     )
+
+
+@require_http_methods(["GET"])
+def booking_calendar(request: HttpRequest, token: str) -> HttpResponse:
+    """The booking as an .ics file ("add to calendar"), updated with every change."""
+    try:
+        booking = booking_get_by_manage_token(token=token)
+    except Booking.DoesNotExist:
+        raise Http404("This booking link is not valid.") from None
+    method = "CANCEL" if booking.status in ("cancelled", "expired", "refunded") else "PUBLISH"
+    ics = booking_ics(booking=booking, method=method, now=timezone.now())
+    response = HttpResponse(ics, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{booking.reference}.ics"'
+    return response
+
+
+@require_http_methods(["POST"])
+def booking_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """Take a free place offered from the waitlist."""
+    try:
+        booking = booking_get_by_manage_token(token=token)
+    except Booking.DoesNotExist:
+        raise Http404("This booking link is not valid.") from None
+    try:
+        booking_accept_offer(booking=booking, now=timezone.now())
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "You have the place. See you there!")
+    return SeeOther(reverse("booking:detail", args=[token]))

@@ -446,6 +446,7 @@ def _wait_healthy(url: str, timeout: float) -> dict | None:
 class DemoStandIns:
     """Local stand-ins for outside services, used by `make run` where no real ones are configured.
 
+    Email: a local SMTP server keeping every message, readable by staff at /staff/mailbox/.
     Stripe: the stand-in in config/standins (real stripe library, its own Stripe.js for the browser),
     with webhooks delivered to this site as Stripe would deliver them.
     """
@@ -453,8 +454,23 @@ class DemoStandIns:
     def __init__(self) -> None:
         self.running: list = []
         self.stripe = None
+        self.mailbox = None
 
     def configure(self, env: dict[str, str]) -> None:
+        if env.get("EMAIL_HOST"):
+            say("sending email through EMAIL_HOST from the environment")
+        else:
+            from config.standins.mailbox import Mailbox
+
+            self.mailbox = Mailbox.start(LOCAL / "mailbox")
+            self.running.append(self.mailbox)
+            env.update(
+                {
+                    "EMAIL_HOST": "127.0.0.1",
+                    "EMAIL_PORT": str(self.mailbox.port),
+                    "DEV_MAILBOX_DIR": str(self.mailbox.folder),
+                }
+            )
         if env.get("STRIPE_SECRET_KEY"):
             say("using the Stripe keys from the environment")
             return
@@ -522,6 +538,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  Site:          {base}/",
             f"  Staff admin:   {base}/admin/",
             f"  Health:        {base}/healthz  ({health})",
+            *([f"  Emails sent:   {base}/staff/mailbox/  (staff login)"] if standins.mailbox else []),
             *(f"  Demo login:    {login}" for login in logins),
             f"  Data:          {LOCAL} (kept between runs)",
             "  Stop:          Ctrl-C",

@@ -27,6 +27,9 @@ from django.db import models
 from django.db.models import F, Func, Q
 
 CURRENCY_VALIDATOR = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 currency code, e.g. EUR.")
+REMINDER_HOURS_VALIDATOR = RegexValidator(
+    r"^(\d{1,4}(,\d{1,4})*)?$", "List whole hours before the start separated by commas, e.g. 24,2."
+)
 
 
 def validate_time_zone(value: str) -> None:
@@ -403,6 +406,13 @@ class Offering(models.Model):
         help_text="How long someone offered a place from the waitlist has to take it.",
     )
     max_places_per_booking = models.PositiveSmallIntegerField(default=10, validators=[MinValueValidator(1)])
+    reminder_hours = models.CharField(
+        max_length=40,
+        default="24,2",
+        blank=True,
+        validators=[REMINDER_HOURS_VALIDATOR],
+        help_text="When to email a reminder, in hours before the start, e.g. 24,2. Empty: no reminders.",
+    )
     cancellation_policy = models.ForeignKey(
         CancellationPolicy,
         null=True,
@@ -445,6 +455,10 @@ class Offering(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def reminder_offsets(self) -> list[int]:
+        return sorted({int(h) for h in self.reminder_hours.split(",") if h.strip()}, reverse=True)
 
     def clean(self) -> None:
         errors = {}

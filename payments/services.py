@@ -7,7 +7,9 @@ booking (then the payment, then, inside the booking service, the capacity rows),
 with Stripe's ids and amounts, confirms, and writes the timeline and outbox in one transaction.
 
 Stripe calls never happen while capacity rows are locked. Each carries an idempotency key derived
-from what caused it: the booking and attempt, the refund row, the outbox message.
+from what caused it: the booking and attempt, the refund request, the outbox message; every key
+includes the booking's random reference, because Stripe remembers keys across databases (a staging
+copy, a restored backup) that reuse row ids.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def _stripe_customer(booking: Booking) -> str:
             "name": booking.customer.name,
             "metadata": {"customer_id": str(booking.customer_id)},
         },
-        {"idempotency_key": f"customer-{booking.customer_id}"},
+        {"idempotency_key": f"customer-{booking.customer_id}-{booking.reference}"},
     )
     # Two tabs at once: the idempotency key gave both the same Stripe customer; one row is enough.
     with contextlib.suppress(IntegrityError), service_transaction():
@@ -156,7 +158,7 @@ def _payment_for_attempt(*, booking: Booking, purpose: str, terms: PaymentTerms,
                 attempt=attempt,
                 amount=to_minor(amount, booking.currency),
                 currency=booking.currency,
-                idempotency_key=f"booking-{booking.pk}-{purpose}-{attempt}",
+                idempotency_key=f"booking-{booking.reference}-{booking.pk}-{purpose}-{attempt}",
                 created_at=now,
                 updated_at=now,
             )
@@ -508,7 +510,8 @@ def payment_refund(
             r.amount for r in Refund.objects.filter(payment__in=payments, status=Refund.Status.PENDING)
         )
         refundable = sum(p.refundable for p in payments) - pending
-        existing = list(Refund.objects.filter(idempotency_key__startswith=f"{idempotency_key}:"))
+        cause = f"{booking.reference}:{idempotency_key}"
+        existing = list(Refund.objects.filter(idempotency_key__startswith=f"{cause}:"))
         if existing:
             return existing
         if minor > refundable:
@@ -524,7 +527,7 @@ def payment_refund(
                     amount=part,
                     reason=reason[:200],
                     requested_by=actor,
-                    idempotency_key=f"{idempotency_key}:{payment.pk}",
+                    idempotency_key=f"{cause}:{payment.pk}",
                     created_at=now,
                     updated_at=now,
                 )
@@ -627,7 +630,9 @@ def authorization_capture(
         params["amount_to_capture"] = to_minor(amount, booking.currency)
     try:
         intent = stripe_client().v1.payment_intents.capture(
-            payment.stripe_payment_intent_id, params, {"idempotency_key": f"capture-{payment.pk}"}
+            payment.stripe_payment_intent_id,
+            params,
+            {"idempotency_key": f"capture-{payment.idempotency_key}"},
         )
     except stripe.StripeError as error:
         raise PaymentError(f"Stripe refused the capture: {_stripe_error_message(error)}") from None
@@ -650,7 +655,9 @@ def authorization_release(
     ).exclude(stripe_payment_intent_id=None):
         try:
             intent = stripe_client().v1.payment_intents.cancel(
-                payment.stripe_payment_intent_id, {}, {"idempotency_key": f"release-{payment.pk}"}
+                payment.stripe_payment_intent_id,
+                {},
+                {"idempotency_key": f"release-{payment.idempotency_key}"},
             )
         except stripe.InvalidRequestError:
             intent = stripe_client().v1.payment_intents.retrieve(payment.stripe_payment_intent_id)
@@ -673,7 +680,7 @@ def no_show_fee_charge(*, booking: Booking, now: datetime, acting_user=None) -> 
         raise PaymentError("No card was saved for this booking, so the fee cannot be charged.")
     with service_transaction():
         payment, _ = Payment.objects.get_or_create(
-            idempotency_key=f"booking-{booking.pk}-no_show_fee",
+            idempotency_key=f"booking-{booking.reference}-{booking.pk}-no_show_fee",
             defaults={
                 "booking": booking,
                 "purpose": Payment.Purpose.NO_SHOW_FEE,

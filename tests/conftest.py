@@ -32,9 +32,11 @@ def wait_until(predicate: Callable[[], object], *, timeout: float = 15.0, interv
 
 
 def _reset_broker_connections() -> None:
-    # Celery caches broker connections per app; after switching brokers they must be rebuilt.
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    # Celery caches broker connections per app, and kombu keeps its pools in a global registry;
+    # after switching brokers both must be rebuilt.
+    from kombu import pools
+
+    pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
@@ -81,3 +83,60 @@ def private_redis(tmp_path_factory) -> Iterator[LocalRedis]:
 def now() -> datetime:
     """The instant the domain code is told it is (tests pass it explicitly, never read the clock)."""
     return datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+class Inbox:
+    """What a real SMTP server on 127.0.0.1 received; it can refuse a recipient once (a crash mid-send)."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+        self.refuse_once: set[str] = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse_once:
+            self.refuse_once.discard(address)
+            return "451 Mailbox temporarily unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        from email import policy
+        from email.parser import BytesParser
+
+        self.messages.append(BytesParser(policy=policy.default).parsebytes(envelope.original_content))
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages if address in (m["to"] or "")]
+
+    def clear(self) -> None:
+        self.messages.clear()
+        self.refuse_once.clear()
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:  # aiosmtpd wants a port number up front
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def inbox(smtp_server, settings) -> Inbox:
+    """Every test sends real SMTP to this process's own server, and starts with an empty inbox."""
+    server, port = smtp_server
+    # Django's test set-up swaps in an in-memory backend; these tests want the real SMTP client.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    server.clear()
+    return server

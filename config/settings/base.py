@@ -165,6 +165,7 @@ EMAIL_USE_SSL = env.EMAIL_USE_SSL
 EMAIL_TIMEOUT = env.EMAIL_TIMEOUT
 DEFAULT_FROM_EMAIL = env.DEFAULT_FROM_EMAIL
 SERVER_EMAIL = env.DEFAULT_FROM_EMAIL
+DEV_MAILBOX_DIR = env.DEV_MAILBOX_DIR  # set by `make run`: the demo mailbox staff can read
 
 # --- The business --------------------------------------------------------------------------------
 BUSINESS_NAME = env.BUSINESS_NAME
@@ -232,6 +233,7 @@ CELERY_BEAT_SCHEDULE = {
     "capacity-reconcile": {"task": "booking.tasks.capacity_reconcile", "schedule": 3600.0},
     "payments-reconcile": {"task": "payments.tasks.reconcile_recent", "schedule": 900.0},
     "balance-reminders": {"task": "payments.tasks.balance_reminders", "schedule": 3600.0},
+    "booking-reminders": {"task": "booking.tasks.reminders", "schedule": 300.0, "options": {"expires": 300}},
 }
 
 LOGGING = {

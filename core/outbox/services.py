@@ -4,7 +4,7 @@ import traceback
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from core.outbox import locks
 from core.outbox.models import OutboxMessage
@@ -31,7 +31,8 @@ def outbox_enqueue(
 
     Nothing is sent unless the caller commits. After the commit a Celery task is asked to deliver
     the rows at once; if Redis or the workers are away, the periodic sweeper delivers them later.
-    With *key*, a message already written for the same handler and key is not written again.
+    With *key*, a message already written for the same handler and key is not written again; only
+    the messages actually written are returned.
 
     :raises TransactionRequired: outside `transaction.atomic()`.
     """
@@ -43,15 +44,22 @@ def outbox_enqueue(
         OutboxMessage(topic=topic, handler=h.name, payload=payload, key=key, created_at=now, available_at=now)
         for h in handlers
     ]
-    if key is None:
-        created = OutboxMessage.objects.bulk_create(rows)
-    else:
-        OutboxMessage.objects.bulk_create(rows, ignore_conflicts=True)
-        created = list(
-            OutboxMessage.objects.filter(
-                key=key, handler__in=[h.name for h in handlers], status=OutboxMessage.Status.PENDING
+    if key is not None:
+        written = set(
+            OutboxMessage.objects.filter(key=key, handler__in=[h.name for h in handlers]).values_list(
+                "handler", flat=True
             )
         )
+        rows = [row for row in rows if row.handler not in written]
+        if not rows:
+            return []
+    try:
+        with transaction.atomic():
+            created = OutboxMessage.objects.bulk_create(rows)
+    except IntegrityError:  # the same key, written a moment ago by a concurrent transaction
+        if key is None:
+            raise
+        return []
     ids = [row.pk for row in created]
     if ids:
         transaction.on_commit(lambda: _publish(ids))

@@ -56,11 +56,13 @@ def test_unavailable_when_the_last_heartbeat_is_stale(client, settings):
 
 @pytest.mark.django_db
 def test_unavailable_when_redis_cannot_be_reached(client, settings, tmp_path):
+    working = settings.REDIS_URL
     settings.REDIS_URL = f"unix://{tmp_path}/nobody-listens.sock"
     redis_client.cache_clear()
     try:
         response = client.get("/healthz")
     finally:
+        settings.REDIS_URL = working  # before any teardown asks for a client again
         redis_client.cache_clear()
     assert response.status_code == 503
     report = json.loads(response.content)

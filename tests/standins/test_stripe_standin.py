@@ -413,7 +413,7 @@ def test_a_publishable_key_reaches_only_its_own_intent(client, standin):
         browser_client.v1.customers.create({"email": "mallory@example.com"})
     query = urllib.parse.urlencode({"key": PUBLISHABLE_KEY, "client_secret": f"{intent.id}_secret_wrong"})
     with pytest.raises(urllib.error.HTTPError) as wrong_secret:
-        urllib.request.urlopen(f"{standin.url}/v1/payment_intents/{intent.id}?{query}")  # noqa: S310
+        urllib.request.urlopen(f"{standin.url}/v1/payment_intents/{intent.id}?{query}")
     assert wrong_secret.value.code == 404
 
 

@@ -1,0 +1,220 @@
+"""Emails and calendar invites about bookings, built from the booking as it is when they are sent.
+
+Each email is its own outbox message (topic `email.send`), so a failure sending one (say, the staff
+notice) never re-sends another that already went (the customer's confirmation). Invites are ICS
+with a stable UID per booking and SEQUENCE = the booking's sequence, raised on every change, so a
+calendar app updates the event in place and removes it on `METHOD:CANCEL`.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import dateformat
+from icalendar import Alarm, Calendar, Event, Timezone, vCalAddress, vText
+
+from booking.models import Booking, BookingStatus
+from booking.selectors import booking_manage_token
+from inventory.models import Resource
+
+SUBJECTS: dict[str, str] = {
+    "confirmed": "Confirmed: {offering}, {when}",
+    "awaiting_payment": "Complete your booking: {offering}, {when}",
+    "payment_failed": "Your payment did not go through: {offering}",
+    "rescheduled": "Moved: {offering}, now {when}",
+    "cancelled": "Cancelled: {offering}, {when}",
+    "waitlist_offer": "A place is free for you: {offering}, {when}",
+    "balance_due": "Balance due: {offering}, {when}",
+    "reminder": "Reminder: {offering}, {when}",
+    "money_returned": "We could not complete your booking: {offering}",
+    "staff_new": "New appointment: {offering}, {when} ({customer})",
+    "staff_changed": "Appointment moved: {offering}, now {when} ({customer})",
+    "staff_cancelled": "Appointment cancelled: {offering}, {when} ({customer})",
+}
+CUSTOMER_KINDS = {k for k in SUBJECTS if not k.startswith("staff_")}
+INVITE_KINDS = {
+    "confirmed": "REQUEST",
+    "rescheduled": "REQUEST",
+    "reminder": "REQUEST",
+    "cancelled": "CANCEL",
+    "staff_new": "REQUEST",
+    "staff_changed": "REQUEST",
+    "staff_cancelled": "CANCEL",
+}
+
+# Extra context for an email, provided by apps above booking (ticketing adds the QR codes).
+_extras: list[Callable[[Booking, str], dict[str, Any]]] = []
+
+
+def email_extras_provider(func: Callable[[Booking, str], dict[str, Any]]) -> Callable:
+    """Register a function adding context (and `attachments`) to booking emails, from a higher app."""
+    _extras.append(func)
+    return func
+
+
+def _local(moment: datetime, zone: str) -> str:
+    return dateformat.format(moment.astimezone(zoneinfo.ZoneInfo(zone)), "l j F Y, H:i T")
+
+
+def site_url(path: str) -> str:
+    return f"{settings.SITE_URL}{path}"
+
+
+def staff_on(booking: Booking) -> list[Resource]:
+    """The staff of a booking: allocated to the appointment (even if since released), or the session's."""
+    holders = [item.holder for item in booking.items.all()]
+    return list(
+        Resource.objects.filter(allocations__holder__in=holders, kind=Resource.Kind.STAFF).distinct()
+    ) or list(
+        Resource.objects.filter(kind=Resource.Kind.STAFF, sessions=booking.session_id).distinct()
+        if booking.session_id
+        else []
+    )
+
+
+def calendar_links(booking: Booking) -> dict[str, str]:
+    """'Add to calendar' links: the ICS download, Google Calendar and Outlook on the web."""
+    token = booking_manage_token(booking=booking)
+    location = booking.offering.location
+    fmt = "%Y%m%dT%H%M%SZ"
+    details = f"Booking {booking.reference}. Manage it: {site_url(reverse('booking:detail', args=[token]))}"
+    google = "https://calendar.google.com/calendar/render?" + urlencode(
+        {
+            "action": "TEMPLATE",
+            "text": booking.offering.name,
+            "details": details,
+            "location": f"{location.name}, {location.address}",
+            "dates": f"{booking.starts_at.astimezone(zoneinfo.ZoneInfo('UTC')):{fmt}}/"
+            f"{booking.ends_at.astimezone(zoneinfo.ZoneInfo('UTC')):{fmt}}",
+        }
+    )
+    outlook = "https://outlook.live.com/calendar/0/deeplink/compose?" + urlencode(
+        {
+            "path": "/calendar/action/compose",
+            "rru": "addevent",
+            "subject": booking.offering.name,
+            "startdt": booking.starts_at.isoformat(),
+            "enddt": booking.ends_at.isoformat(),
+            "location": f"{location.name}, {location.address}",
+            "body": details,
+        }
+    )
+    return {"ics": site_url(reverse("booking:calendar", args=[token])), "google": google, "outlook": outlook}
+
+
+def booking_ics(*, booking: Booking, method: str, now: datetime, attendee_email: str | None = None) -> bytes:
+    """The booking as an iCalendar invite (REQUEST, or CANCEL), in the venue's zone."""
+    location = booking.offering.location
+    zone = zoneinfo.ZoneInfo(location.time_zone)
+    calendar = Calendar()
+    calendar.add("prodid", f"-//{settings.BUSINESS_NAME}//Booking//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", method)
+    calendar.add_component(Timezone.from_tzid(location.time_zone))
+    event = Event()
+    domain = urlsplit(settings.SITE_URL).hostname or "localhost"
+    event.add("uid", f"booking-{booking.reference}@{domain}")
+    event.add("sequence", booking.sequence)
+    event.add("dtstamp", now)
+    event.add("dtstart", booking.starts_at.astimezone(zone))
+    event.add("dtend", booking.ends_at.astimezone(zone))
+    event.add("summary", booking.offering.name)
+    event.add("location", f"{location.name}, {location.address}")
+    token = booking_manage_token(booking=booking)
+    event.add(
+        "description",
+        f"Booking {booking.reference}.\nManage it: {site_url(reverse('booking:detail', args=[token]))}",
+    )
+    event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
+    organizer = vCalAddress(f"mailto:{settings.DEFAULT_FROM_EMAIL}")
+    organizer.params["cn"] = vText(settings.BUSINESS_NAME)
+    event["organizer"] = organizer
+    attendee = vCalAddress(f"mailto:{attendee_email or booking.customer.email}")
+    attendee.params["cn"] = vText(booking.customer.name)
+    attendee.params["role"] = vText("REQ-PARTICIPANT")
+    attendee.params["partstat"] = vText("ACCEPTED")
+    event.add("attendee", attendee)
+    if method != "CANCEL":
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", f"{booking.offering.name} starts in an hour")
+        alarm.add("trigger", timedelta(hours=-1))
+        event.add_component(alarm)
+    calendar.add_component(event)
+    return calendar.to_ical()
+
+
+@dataclass
+class Email:
+    message: EmailMultiAlternatives
+    kind: str
+
+
+def email_build(
+    *, booking: Booking, kind: str, to: str, now: datetime, extra: dict[str, Any] | None = None
+) -> Email:
+    """Compose one email about *booking* (HTML and plain text, with the invite where it belongs)."""
+    extra = extra or {}
+    location = booking.offering.location
+    zone = location.time_zone
+    token = booking_manage_token(booking=booking)
+    when = _local(booking.starts_at, zone)
+    customer_zone = booking.customer.time_zone
+    context: dict[str, Any] = {
+        "booking": booking,
+        "items": list(booking.items.select_related("ticket_type", "zone", "seat")),
+        "offering": booking.offering,
+        "location": location,
+        "when": when,
+        "until": booking.ends_at.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%H:%M"),
+        "customer_when": _local(booking.starts_at, customer_zone)
+        if customer_zone and customer_zone != zone and customer_zone in zoneinfo.available_timezones()
+        else "",
+        "map_url": "https://www.openstreetmap.org/search?query="
+        + quote(f"{location.name}, {location.address}"),
+        "staff": staff_on(booking),
+        "manage_url": site_url(reverse("booking:detail", args=[token])),
+        "pay_url": site_url(reverse(settings.BOOKING_CHECKOUT_URL_NAME, args=[token]))
+        if settings.BOOKING_CHECKOUT_URL_NAME
+        else "",
+        "calendar": calendar_links(booking),
+        "business_name": settings.BUSINESS_NAME,
+        "support_email": settings.SUPPORT_EMAIL,
+        "support_phone": settings.SUPPORT_PHONE,
+        "hold_until": _local(booking.hold_expires_at, zone) if booking.hold_expires_at else "",
+        "admin_url": site_url(reverse("admin:booking_booking_change", args=[booking.pk])),
+        "kind": kind,
+        "attachments": [],
+        **extra,
+    }
+    for provider in _extras:
+        context.update(provider(booking, kind) or {})
+    subject = SUBJECTS[kind].format(offering=booking.offering.name, when=when, customer=booking.customer.name)
+    text = render_to_string(f"emails/{kind}.txt", context)
+    html = render_to_string(f"emails/{kind}.html", context)
+    message = EmailMultiAlternatives(
+        subject=f"{subject} · {settings.BUSINESS_NAME}",
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        reply_to=[settings.SUPPORT_EMAIL],
+        headers={"X-Booking-Reference": booking.reference, "X-Booking-Email": kind},
+    )
+    message.attach_alternative(html, "text/html")
+    method = INVITE_KINDS.get(kind)
+    if method and not (kind == "reminder" and booking.status != BookingStatus.CONFIRMED):
+        ics = booking_ics(booking=booking, method=method, now=now, attendee_email=to)
+        message.attach_alternative(ics.decode(), f"text/calendar; method={method}")
+        message.attach(f"{booking.reference}.ics", ics, f"text/calendar; method={method}")
+    for name, content, mimetype in context["attachments"]:
+        message.attach(name, content, mimetype)
+    return Email(message, kind)
