@@ -65,6 +65,20 @@ def _local(moment: datetime, zone: str) -> str:
     return dateformat.format(moment.astimezone(zoneinfo.ZoneInfo(zone)), "l j F Y, H:i T")
 
 
+def _customer_time(moment: datetime, customer_zone: str, venue_zone: str) -> str:
+    """The time in the customer's zone, when their clock would show something else than the venue's."""
+    if (
+        not customer_zone
+        or customer_zone == venue_zone
+        or customer_zone not in zoneinfo.available_timezones()
+    ):
+        return ""
+    theirs = moment.astimezone(zoneinfo.ZoneInfo(customer_zone))
+    if theirs.utcoffset() == moment.astimezone(zoneinfo.ZoneInfo(venue_zone)).utcoffset():
+        return ""
+    return _local(moment, customer_zone)
+
+
 def site_url(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
 
@@ -176,9 +190,7 @@ def email_build(
         "location": location,
         "when": when,
         "until": booking.ends_at.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%H:%M"),
-        "customer_when": _local(booking.starts_at, customer_zone)
-        if customer_zone and customer_zone != zone and customer_zone in zoneinfo.available_timezones()
-        else "",
+        "customer_when": _customer_time(booking.starts_at, customer_zone, zone),
         "map_url": "https://www.openstreetmap.org/search?query="
         + quote(f"{location.name}, {location.address}"),
         "staff": staff_on(booking),

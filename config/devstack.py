@@ -32,7 +32,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL = ROOT / ".local"
+# Everything a run keeps (cluster, Redis, the Stripe stand-in's store, the mailbox, the secret key).
+LOCAL = Path(os.environ.get("DEVSTACK_DIR") or ROOT / ".local")
 PYTHON = sys.executable
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; PostgreSQL appends "/.s.PGSQL.5432"
 DB_NAME = "booking"

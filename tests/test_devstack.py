@@ -129,6 +129,7 @@ def test_make_run_serves_the_site_with_its_worker_and_stops_cleanly_on_ctrl_c(sc
         "DATABASE_URL": scratch_database,
         "REDIS_URL": redis_url_with_db(settings.REDIS_URL, 15),
         "PORT": str(port),
+        "DEVSTACK_DIR": str(tmp_path / "stack"),  # its own mailbox and Stripe store, not the developer's
     }
     log = (tmp_path / "run.log").open("w+b")
     stack = subprocess.Popen(
