@@ -829,8 +829,8 @@ class RefundQuote:
 
 
 def cancellation_quote(*, booking: Booking, now: datetime, paid: Decimal | None = None) -> RefundQuote:
-    """What a customer gets back if they cancel now, under the offering's policy."""
-    paid = booking.total_amount if paid is None else paid
+    """What a customer gets back if they cancel now, under the offering's policy, of what they paid."""
+    paid = booking.amount_paid - booking.amount_refunded if paid is None else paid
     if booking.status in HOLDING_STATUSES or paid == 0:
         return RefundQuote(0, Decimal("0.00"), "Nothing has been paid, so nothing is refunded.")
     policy = booking.offering.cancellation_policy
@@ -1371,3 +1371,73 @@ def booking_accept_offer(*, booking: Booking, now: datetime) -> Booking:
     if not booking.is_holding:
         raise NotAllowed("This offer is no longer open.")
     return booking_confirm(booking=booking, now=now, actor="customer", data={"accepted": "waitlist offer"})
+
+
+def booking_attendees_update(
+    *,
+    booking: Booking,
+    names: dict[int, str],
+    now: datetime,
+    by_customer: bool,
+    acting_user=None,
+    actor: str | None = None,
+) -> Booking:
+    """Correct who is coming (a typo, a friend instead of another); old and new names are kept.
+
+    :raises NotAllowed: the policy keeps names fixed, or the booking has started (for customers).
+    :raises InvalidBooking: an empty name or a place not in this booking.
+    """
+    policy = booking.offering.cancellation_policy
+    if by_customer and (policy is None or not policy.attendee_names_editable):
+        raise NotAllowed("Names on this booking cannot be changed online. Please contact us.")
+    if by_customer and booking.starts_at <= now:
+        raise NotAllowed("This has already started, so names can no longer be changed online.")
+    with service_transaction():
+        booking = lock_booking(booking_id=booking.pk)
+        if booking.status != BookingStatus.CONFIRMED and not booking.is_holding:
+            raise NotAllowed("Only an active booking's names can be changed.")
+        items = {item.pk: item for item in booking.items.all()}
+        changes = []
+        for item_id, name in names.items():
+            name = name.strip()[:150]
+            if item_id not in items:
+                raise InvalidBooking("That place is not part of this booking.")
+            if not name:
+                raise InvalidBooking("Each place needs a name.")
+            if items[item_id].attendee_name != name:
+                changes.append({"item": item_id, "old": items[item_id].attendee_name, "new": name})
+                items[item_id].attendee_name = name
+        if not changes:
+            return booking
+        BookingItem.objects.bulk_update([items[c["item"]] for c in changes], ["attendee_name"])
+        booking.updated_at = now
+        booking.save(update_fields=["updated_at"])
+        timeline.attendees_changed(
+            booking,
+            now=now,
+            acting_user=acting_user,
+            actor=actor or ("customer" if by_customer else None),
+            changes=changes,
+        )
+        _announce("booking.attendees_changed", booking, now, changes=changes)
+    return booking
+
+
+def reschedule_options(*, booking: Booking, now: datetime, days: int = 14) -> list:
+    """Where a booking could move to: free appointment times or bookable sessions, not its own."""
+    from inventory.selectors import appointment_slot_list, session_availability_list
+
+    offering = booking.offering
+    end = now + timedelta(days=days)
+    if offering.kind == Offering.Kind.APPOINTMENT:
+        return [
+            s
+            for s in appointment_slot_list(offering=offering, start=now, end=end, now=now)
+            if s.starts_at != booking.starts_at
+        ]
+    needed = booking.items.count()
+    return [
+        s
+        for s in session_availability_list(offering=offering, start=now, end=end, now=now)
+        if s.session_id != booking.session_id and s.bookable and s.remaining >= needed
+    ]

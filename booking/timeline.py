@@ -71,6 +71,10 @@ def email_skipped(booking, *, now, kind: str, to: str) -> None:
     )
 
 
+def attendees_changed(booking, *, now, acting_user=None, actor=None, changes: list) -> None:
+    _record(booking, "booking.attendees.changed", now, acting_user, actor, changes=changes)
+
+
 def waitlist_offered(booking, *, now, entry_id: int) -> None:
     _record(
         booking,

@@ -15,12 +15,21 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
 
 from booking.forms import BookingForm, WaitlistForm
 from booking.models import Booking
 from booking.notifications import booking_ics, calendar_links
 from booking.selectors import booking_get_by_manage_token, booking_items, booking_manage_token
-from booking.services import booking_accept_offer
+from booking.services import (
+    InvalidBooking,
+    booking_accept_offer,
+    booking_attendees_update,
+    booking_cancel,
+    booking_reschedule,
+    cancellation_quote,
+    reschedule_options,
+)
 from core.errors import ApplicationError
 from core.http import SeeOther
 from inventory.errors import Unavailable
@@ -54,6 +63,17 @@ def _target(request: HttpRequest, slug: str) -> tuple[Offering, Session | None, 
     return offering, None, starts_at
 
 
+def _preferred_resource(request: HttpRequest, offering: Offering) -> dict[str, str]:
+    """Keep the stylist chosen on the offering page selected on the form (?resource=<id>)."""
+    wanted = request.GET.get("resource", "")
+    if offering.kind != Offering.Kind.APPOINTMENT or not wanted.isdigit():
+        return {}
+    return {
+        f"resource_{requirement.pk}": wanted
+        for requirement in offering.requirements.filter(customer_chooses=True, candidates=int(wanted))
+    }
+
+
 def booking_url(booking: Booking) -> str:
     return reverse("booking:detail", args=[booking_manage_token(booking=booking)])
 
@@ -63,7 +83,10 @@ def booking_new(request: HttpRequest, slug: str) -> HttpResponse:
     """The booking form for one session or start time; POST holds the places and moves on."""
     offering, session, starts_at = _target(request, slug)
     now = timezone.now()
-    form = BookingForm(request.POST or None, offering=offering, session=session, starts_at=starts_at)
+    initial = _preferred_resource(request, offering)
+    form = BookingForm(
+        request.POST or None, offering=offering, session=session, starts_at=starts_at, initial=initial
+    )
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -77,13 +100,20 @@ def booking_new(request: HttpRequest, slug: str) -> HttpResponse:
                     409 if isinstance(error, Unavailable) else 503 if isinstance(error, CapacityBusy) else 422
                 )
             else:
+                token = booking_manage_token(booking=booking)
                 if booking.is_holding and settings.BOOKING_CHECKOUT_URL_NAME:
-                    token = booking_manage_token(booking=booking)
-                    return SeeOther(reverse(settings.BOOKING_CHECKOUT_URL_NAME, args=[token]))
-                return SeeOther(booking_url(booking))
+                    next_url = reverse(settings.BOOKING_CHECKOUT_URL_NAME, args=[token])
+                else:
+                    next_url = booking_url(booking)
+                return HttpResponseClientRedirect(next_url) if request.htmx else SeeOther(next_url)
         else:
             status = 422
+    attendees = request.POST.getlist("attendee") if request.method == "POST" else []
+    slots = (
+        range(1, offering.max_places_per_booking + 1) if offering.kind != Offering.Kind.APPOINTMENT else []
+    )
     context = {
+        "attendee_slots": [(n, attendees[n - 1] if n <= len(attendees) else "") for n in slots],
         "offering": offering,
         "session": session,
         "starts_at": starts_at,
@@ -101,7 +131,12 @@ def booking_new(request: HttpRequest, slug: str) -> HttpResponse:
         ]
         if offering.waitlist_enabled and not context["availability"].bookable:
             context["waitlist_form"] = WaitlistForm()
-    return render(request, "booking/booking_form.html", context, status=status)
+    template = (
+        "booking/booking_form.html#form"
+        if request.htmx and request.method == "POST"
+        else "booking/booking_form.html"
+    )
+    return render(request, template, context, status=status)
 
 
 @require_http_methods(["POST"])
@@ -182,4 +217,98 @@ def booking_accept(request: HttpRequest, token: str) -> HttpResponse:
         messages.error(request, error.message)
     else:
         messages.success(request, "You have the place. See you there!")
+    return SeeOther(reverse("booking:detail", args=[token]))
+
+
+def _booking_for(token: str) -> Booking:
+    try:
+        return booking_get_by_manage_token(token=token)
+    except Booking.DoesNotExist:
+        raise Http404("This booking link is not valid.") from None
+
+
+@require_http_methods(["GET", "POST"])
+def booking_cancel_view(request: HttpRequest, token: str) -> HttpResponse:
+    """Cancel from the manage link: the refund is shown before anything is cancelled."""
+    booking = _booking_for(token)
+    now = timezone.now()
+    if request.method == "POST":
+        try:
+            _, quote = booking_cancel(
+                booking=booking, now=now, by_customer=True, reason=request.POST.get("reason", "")[:200]
+            )
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            refund = (
+                f" {quote.amount} {booking.currency} will be refunded to your card." if quote.amount else ""
+            )
+            messages.success(request, f"Your booking is cancelled.{refund} We have emailed you the details.")
+        return SeeOther(reverse("booking:detail", args=[token]))
+    quote = cancellation_quote(booking=booking, now=now)
+    return render(
+        request,
+        "booking/booking_cancel.html",
+        {
+            "booking": booking,
+            "quote": quote,
+            "token": token,
+            "zone": booking.offering.location.time_zone,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def booking_reschedule_view(request: HttpRequest, token: str) -> HttpResponse:
+    """Move to another free time or date: the new one taken and the old freed together, or no change."""
+    booking = _booking_for(token)
+    now = timezone.now()
+    error_message = ""
+    if request.method == "POST":
+        choice = request.POST.get("choice", "")
+        try:
+            if booking.offering.kind == Offering.Kind.APPOINTMENT:
+                new_start = parse_datetime(choice)
+                if new_start is None:
+                    raise InvalidBooking("Choose the new time.")
+                booking_reschedule(booking=booking, new_starts_at=new_start, now=now, by_customer=True)
+            else:
+                session = Session.objects.filter(
+                    pk=int(choice) if choice.isdigit() else 0, offering=booking.offering
+                ).first()
+                booking_reschedule(booking=booking, new_session=session, now=now, by_customer=True)
+        except ApplicationError as error:
+            error_message = error.message
+        else:
+            messages.success(
+                request, "Your booking is moved. We have emailed you the new details and calendar invite."
+            )
+            return SeeOther(reverse("booking:detail", args=[token]))
+    return render(
+        request,
+        "booking/booking_reschedule.html",
+        {
+            "booking": booking,
+            "token": token,
+            "zone": booking.offering.location.time_zone,
+            "options": reschedule_options(booking=booking, now=now),
+            "error": error_message,
+        },
+        status=409 if error_message else 200,
+    )
+
+
+@require_http_methods(["POST"])
+def booking_attendees_view(request: HttpRequest, token: str) -> HttpResponse:
+    booking = _booking_for(token)
+    names = {}
+    for key, value in request.POST.items():
+        if key.startswith("item_") and key.removeprefix("item_").isdigit():
+            names[int(key.removeprefix("item_"))] = value
+    try:
+        booking_attendees_update(booking=booking, names=names, now=timezone.now(), by_customer=True)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "The names are updated.")
     return SeeOther(reverse("booking:detail", args=[token]))

@@ -2,11 +2,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from core.health import health_report
 from core.mailbox import mailbox_get, mailbox_list
@@ -18,11 +18,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """Report database, Redis and worker heartbeat; 503 when any of them is down."""
     report = health_report(now=timezone.now())
     return JsonResponse(report, status=200 if report["ok"] else 503)
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/home.html")
 
 
 def _mailbox_folder() -> Path:
@@ -46,3 +41,46 @@ def dev_mailbox_message(request: HttpRequest, name: str) -> HttpResponse:
     except FileNotFoundError:
         raise Http404("No such message") from None
     return render(request, "core/mailbox_message.html", {"message": message})
+
+
+COMMON_ZONES = [
+    "Europe/London",
+    "Europe/Dublin",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Madrid",
+    "Europe/Rome",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "Asia/Kolkata",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Australia/Adelaide",
+    "UTC",
+]
+
+
+@require_http_methods(["GET", "POST"])
+def time_zone_choose(request: HttpRequest) -> HttpResponse:
+    """Pick the zone "your time" is shown in (detected by the browser until chosen here)."""
+    import zoneinfo
+
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    next_url = request.POST.get("next") or request.GET.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = "/"
+    if request.method == "POST":
+        chosen = request.POST.get("tz", "")
+        if chosen in zoneinfo.available_timezones():
+            response = HttpResponseRedirect(next_url)
+            response.set_cookie("tz", chosen, max_age=365 * 24 * 3600, samesite="Lax")
+            return response
+    zones = sorted(zoneinfo.available_timezones() - set(COMMON_ZONES))
+    return render(
+        request,
+        "core/time_zone.html",
+        {"common": COMMON_ZONES, "zones": zones, "next": next_url, "current": request.COOKIES.get("tz", "")},
+    )

@@ -8,4 +8,4 @@ class PaymentsConfig(AppConfig):
     verbose_name = "Payments"
 
     def ready(self) -> None:
-        from payments import handlers  # noqa: F401 - subscribes the app's outbox handlers
+        from payments import handlers, hooks  # noqa: F401 - subscribes outbox handlers and page hooks

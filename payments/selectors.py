@@ -129,3 +129,33 @@ def live_payment(*, booking: Booking, purposes: tuple[str, ...]) -> Payment | No
         .order_by("-created_at")
         .first()
     )
+
+
+def plan_summary(*, offering) -> list[str]:
+    """How an offering is paid, in a line or two for its page (before anything is booked)."""
+    plan = _plan(offering)
+    priced = offering.price > 0 or offering.ticket_types.filter(price__gt=0).exists()
+    if not priced:
+        return ["Free: nothing to pay."]
+    lines = []
+    if plan is None or plan.kind == PaymentPlan.Kind.FULL:
+        lines.append("Paid in full by card when you book.")
+    elif plan.kind == PaymentPlan.Kind.DEPOSIT:
+        deposit = (
+            f"{plan.deposit_percent}%"
+            if plan.deposit_percent
+            else f"{plan.deposit_amount} {offering.currency}"
+        )
+        later = (
+            f"{plan.balance_due_days_before} days before (we email you a link)"
+            if plan.balance_due_days_before
+            else "when you arrive"
+        )
+        lines.append(f"A deposit of {deposit} when you book; the rest {later}.")
+    else:
+        lines.append("Nothing is taken online: your card secures the booking and is charged when you arrive.")
+    if plan and plan.no_show_fee:
+        lines.append(
+            f"If you do not come, a no-show fee of {plan.no_show_fee} {offering.currency} is charged."
+        )
+    return lines

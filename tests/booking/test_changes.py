@@ -12,6 +12,7 @@ from booking.services import (
     booking_cancel,
     booking_confirm,
     booking_expire,
+    booking_money_update,
     booking_reschedule,
     cancellation_quote,
     capacity_reconcile,
@@ -28,7 +29,9 @@ pytestmark = pytest.mark.django_db
 
 
 def confirmed_places(yoga, n, **kwargs):
-    return booking_confirm(booking=hold_places(yoga["offering"], yoga["session"], n, **kwargs), now=NOW)
+    """Places confirmed and paid for (as payments would record it)."""
+    booking = booking_confirm(booking=hold_places(yoga["offering"], yoga["session"], n, **kwargs), now=NOW)
+    return booking_money_update(booking=booking, paid=booking.total_amount, refunded=Decimal("0"), now=NOW)
 
 
 # --- cancellation -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Emails and invites, sent through a real SMTP server from the events that changed the booking."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,6 +13,7 @@ from booking.services import (
     CustomerDetails,
     booking_cancel,
     booking_confirm,
+    booking_money_update,
     booking_reschedule,
     reminders_enqueue_due,
 )
@@ -125,6 +127,7 @@ def test_an_email_overtaken_by_a_later_change_is_not_sent(yoga, inbox):
 
 def test_a_cancellation_says_what_is_refunded(yoga, inbox):
     booking = booking_confirm(booking=hold_places(yoga["offering"], yoga["session"], 2), now=NOW)
+    booking_money_update(booking=booking, paid=booking.total_amount, refunded=Decimal("0"), now=NOW)
     booking_cancel(booking=booking, now=NOW, by_customer=True)
     deliver(NOW)
     [cancelled] = [m for m in inbox.messages if subject(m).startswith("Cancelled")]

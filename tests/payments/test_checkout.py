@@ -28,7 +28,7 @@ from payments.services import (
 )
 from tests.booking.helpers import hold_places, hold_slot, total_counter
 from tests.conftest import wait_until
-from tests.payments.conftest import WEBHOOK_SECRET
+from tests.payments.fixtures import WEBHOOK_SECRET
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
