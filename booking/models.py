@@ -150,6 +150,17 @@ class BookingItem(models.Model):
     price_name = models.CharField(max_length=80, blank=True, help_text="e.g. Early bird")
     attendee_name = models.CharField(max_length=150)
     attendee_email = models.EmailField(blank=True)
+    resold = models.BooleanField(
+        default=False, help_text="Resold through the platform: the place is someone else's."
+    )
+    resale_of = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="resold_to",
+        help_text="Bought on resale: the place came from this item, not from the capacity counters.",
+    )
 
     class Meta:
         ordering = ["booking", "id"]
@@ -163,6 +174,37 @@ class BookingItem(models.Model):
     def holder(self) -> str:
         """How inventory knows this item (allocations and seats carry it)."""
         return f"booking_item:{self.pk}"
+
+
+class BookingCharge(models.Model):
+    """Money asked of a booking after it was made (a ticket transfer fee), paid on its own.
+
+    Once paid it joins the booking's total, so what is paid and what is due stay truthful.
+    """
+
+    class Status(models.TextChoices):
+        DUE = "due", "To pay"
+        PAID = "paid", "Paid"
+        CANCELLED = "cancelled", "Cancelled"
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="charges")
+    description = models.CharField(max_length=200)
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DUE)
+    reference = models.CharField(
+        max_length=80,
+        unique=True,
+        help_text="What asked for it, e.g. ticket-transfer-12 (one charge per cause).",
+    )
+    created_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["booking", "id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="charge_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.amount} ({self.get_status_display()})"
 
 
 class WaitlistEntry(models.Model):

@@ -12,6 +12,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.mime.base import MIMEBase
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -51,11 +52,23 @@ INVITE_KINDS = {
     "staff_cancelled": "CANCEL",
 }
 
+# Kinds of email added by apps above booking (ticketing's "your tickets"), sent only while the
+# booking is confirmed.
+CONFIRMED_ONLY_KINDS: set[str] = set()
+
+
+def email_kind_register(kind: str, subject: str) -> None:
+    """Let a higher app send its own email about a booking through `email.send` (templates/emails/<kind>)."""
+    SUBJECTS[kind] = subject
+    CUSTOMER_KINDS.add(kind)
+    CONFIRMED_ONLY_KINDS.add(kind)
+
+
 # Extra context for an email, provided by apps above booking (ticketing adds the QR codes).
-_extras: list[Callable[[Booking, str], dict[str, Any]]] = []
+_extras: list[Callable[[Booking, str, dict], dict[str, Any]]] = []
 
 
-def email_extras_provider(func: Callable[[Booking, str], dict[str, Any]]) -> Callable:
+def email_extras_provider(func: Callable[[Booking, str, dict], dict[str, Any]]) -> Callable:
     """Register a function adding context (and `attachments`) to booking emails, from a higher app."""
     _extras.append(func)
     return func
@@ -209,7 +222,7 @@ def email_build(
         **extra,
     }
     for provider in _extras:
-        context.update(provider(booking, kind) or {})
+        context.update(provider(booking, kind, {**extra, "to": to}) or {})
     subject = SUBJECTS[kind].format(offering=booking.offering.name, when=when, customer=booking.customer.name)
     text = render_to_string(f"emails/{kind}.txt", context)
     html = render_to_string(f"emails/{kind}.html", context)
@@ -227,6 +240,9 @@ def email_build(
         ics = booking_ics(booking=booking, method=method, now=now, attendee_email=to)
         message.attach_alternative(ics.decode(), f"text/calendar; method={method}")
         message.attach(f"{booking.reference}.ics", ics, f"text/calendar; method={method}")
-    for name, content, mimetype in context["attachments"]:
-        message.attach(name, content, mimetype)
+    for attachment in context["attachments"]:
+        if isinstance(attachment, MIMEBase):
+            message.attach(attachment)
+        else:
+            message.attach(*attachment)
     return Email(message, kind)

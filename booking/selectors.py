@@ -3,7 +3,7 @@
 from django.core import signing
 from django.db.models import QuerySet
 
-from booking.models import Booking, BookingItem
+from booking.models import Booking, BookingCharge, BookingItem
 
 MANAGE_SALT = "booking.manage"
 
@@ -30,3 +30,10 @@ def booking_detail_queryset() -> QuerySet[Booking]:
 
 def booking_items(*, booking: Booking) -> QuerySet[BookingItem]:
     return booking.items.select_related("ticket_type", "zone", "seat").order_by("id")
+
+
+def booking_charges_due(*, booking: Booking) -> list[BookingCharge]:
+    """Fees asked after booking that are still to be paid (only a confirmed booking is asked)."""
+    if booking.status != "confirmed":
+        return []
+    return list(booking.charges.filter(status=BookingCharge.Status.DUE).order_by("id"))

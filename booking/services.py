@@ -24,6 +24,7 @@ from booking.models import (
     HOLDING_STATUSES,
     SOLD_STATUSES,
     Booking,
+    BookingCharge,
     BookingItem,
     BookingStatus,
     Customer,
@@ -31,6 +32,7 @@ from booking.models import (
 )
 from booking.states import check_transition
 from core.errors import ApplicationError
+from core.hooks import hook_results
 from core.outbox.services import outbox_enqueue
 from core.transactions import require_atomic, service_transaction
 from inventory.availability import sales_window_reason
@@ -47,8 +49,8 @@ from inventory.capacity import (
     session_places_take,
 )
 from inventory.errors import SeatTaken, SlotTaken, SoldOut
-from inventory.locks import lock_resource_units, lock_session_counters
-from inventory.models import Allocation, CapacityCounter, Offering, Seat, Session, TicketType
+from inventory.locks import CapacityBusy, lock_resource_units, lock_session_counters
+from inventory.models import Allocation, CapacityCounter, Offering, Seat, SeatAllocation, Session, TicketType
 from inventory.selectors import price_in_force
 
 logger = logging.getLogger(__name__)
@@ -196,7 +198,16 @@ def _in_one_transaction(key: str, details: CustomerDetails, offering: Offering, 
 
 
 def _places_of(booking: Booking) -> tuple[list[Place], list[str]]:
-    items = list(booking.items.all())
+    """The places this booking holds in the capacity counters, with their holders.
+
+    A place resold to someone else is theirs now; a place being bought on resale is still the
+    seller's until the purchase is confirmed.
+    """
+    items = [
+        i
+        for i in booking.items.all()
+        if not i.resold and (i.resale_of_id is None or booking.status in SOLD_STATUSES)
+    ]
     return (
         [Place(zone_id=i.zone_id, ticket_type_id=i.ticket_type_id, seat_id=i.seat_id) for i in items],
         [i.holder for i in items],
@@ -675,7 +686,10 @@ def _confirm_locked(booking: Booking, *, now, acting_user, actor, data) -> None:
     check_transition(booking.status, BookingStatus.CONFIRMED)
     places, holders = _places_of(booking)
     late = booking.status == BookingStatus.EXPIRED
-    if booking.session_id:
+    resales = [item for item in booking.items.all() if item.resale_of_id]
+    if resales:
+        _take_over_resold_places(booking, resales, now)
+    elif booking.session_id:
         counters = lock_session_counters(session_ids=[booking.session_id])[booking.session_id]
         if late:
             counters = _release_expired_on_session(booking.session, counters, now)
@@ -701,6 +715,102 @@ def _confirm_locked(booking: Booking, *, now, acting_user, actor, data) -> None:
     WaitlistEntry.objects.filter(offer=booking).update(status=WaitlistEntry.Status.BOOKED, updated_at=now)
     timeline.confirmed(booking, now=now, acting_user=acting_user, actor=actor, late=late, **data)
     _announce("booking.confirmed", booking, now)
+
+
+def _take_over_resold_places(booking: Booking, items: list[BookingItem], now: datetime) -> None:
+    """A resale purchase is paid: the buyer's places replace the seller's, counters unchanged.
+
+    :raises CapacityGone: the seller cancelled (or the ticket was resold) meanwhile.
+    """
+    sources = {i.resale_of_id: i for i in items}
+    seller_items = list(BookingItem.objects.select_related("booking").filter(pk__in=sources))
+    if len(seller_items) != len(sources):
+        raise CapacityGone("The ticket offered for resale is no longer available.")
+    for source in seller_items:
+        # The seller's booking is older (a lower key) than the buyer's, locked already: waiting for
+        # it here would invert the key order, so a busy seller means "try again shortly".
+        seller = lock_bookings_if_free(booking_ids=[source.booking_id])
+        if not seller:
+            raise CapacityBusy("The seller's booking is being changed right now; try again in a moment.")
+        source.refresh_from_db(fields=["resold"])
+        if seller[0].status not in SOLD_STATUSES or source.resold:
+            raise CapacityGone("The ticket offered for resale is no longer available.")
+        source.resold = True
+        source.save(update_fields=["resold"])
+        SeatAllocation.objects.filter(holder=source.holder, is_active=True).update(
+            holder=sources[source.pk].holder
+        )
+        timeline.resold(
+            seller[0],
+            now=now,
+            item_id=source.pk,
+            buyer_booking=booking.reference,
+            price=sources[source.pk].price,
+        )
+        _announce(
+            "booking.resale.completed",
+            seller[0],
+            now,
+            item_id=source.pk,
+            buyer_booking_id=booking.pk,
+            amount=str(sources[source.pk].price),
+        )
+
+
+def booking_hold_resale(
+    *,
+    source_item: BookingItem,
+    price: Decimal,
+    customer: CustomerDetails,
+    idempotency_key: str,
+    now: datetime,
+) -> Booking:
+    """Hold a place offered for resale for a buyer: no capacity moves until the buyer has paid.
+
+    :raises InvalidBooking: the place cannot be bought (its booking is not confirmed, or it is gone).
+    """
+    customer = customer.validated()
+    _require_key(idempotency_key)
+    seller = source_item.booking
+    if seller.status not in SOLD_STATUSES or source_item.resold or not seller.session_id:
+        raise InvalidBooking("This ticket is no longer for sale.")
+    if seller.starts_at <= now:
+        raise InvalidBooking("This has already started.")
+    offering = seller.offering
+
+    def work() -> Booking:
+        person = _customer_for(customer, now)
+        booking = Booking.objects.create(
+            customer=person,
+            offering=offering,
+            session=seller.session,
+            starts_at=seller.starts_at,
+            ends_at=seller.ends_at,
+            status=BookingStatus.HELD,
+            hold_expires_at=now + timedelta(minutes=offering.hold_minutes),
+            idempotency_key=idempotency_key,
+            total_amount=price,
+            currency=offering.currency,
+            created_at=now,
+            updated_at=now,
+        )
+        BookingItem.objects.create(
+            booking=booking,
+            ticket_type_id=source_item.ticket_type_id,
+            zone_id=source_item.zone_id,
+            seat_id=source_item.seat_id,
+            price=price,
+            price_name="Resale",
+            attendee_name=person.name,
+            attendee_email=person.email,
+            resale_of=source_item,
+        )
+        timeline.hold_created(booking, now=now, actor="customer", resale_of=seller.reference)
+        _announce("booking.held", booking, now)
+        _schedule_expiry(booking)
+        return booking
+
+    return _in_one_transaction(idempotency_key, customer, offering, work)
 
 
 def _retake_appointment(booking: Booking, holders: list[str], now: datetime) -> None:
@@ -816,6 +926,61 @@ def booking_money_update(*, booking: Booking, paid: Decimal, refunded: Decimal, 
             _announce("booking.refunded", booking, now, refunded=str(refunded))
         booking.save(update_fields=fields)
     return booking
+
+
+def booking_charge_add(
+    *,
+    booking: Booking,
+    amount: Decimal,
+    description: str,
+    reference: str,
+    now: datetime,
+    actor: str = "customer",
+) -> BookingCharge:
+    """Ask a confirmed booking for more money (a fee), once per *reference*; paid through checkout.
+
+    :raises InvalidBooking: the booking is not confirmed, or the amount is not above zero.
+    """
+    if amount <= 0:
+        raise InvalidBooking("A charge must be above zero.")
+    with service_transaction():
+        booking = lock_booking(booking_id=booking.pk)
+        existing = BookingCharge.objects.filter(reference=reference).first()
+        if existing is not None:
+            return existing
+        if booking.status != BookingStatus.CONFIRMED:
+            raise InvalidBooking("Only a confirmed booking can be charged.")
+        charge = BookingCharge.objects.create(
+            booking=booking, amount=amount, description=description, reference=reference, created_at=now
+        )
+        timeline.charge_added(booking, now=now, charge=charge, actor=actor)
+    return charge
+
+
+def booking_charge_settle(
+    *, charge: BookingCharge, paid: bool, now: datetime, actor: str = "system", **data
+) -> BookingCharge:
+    """A due charge is paid (it joins the booking's total) or cancelled. Idempotent.
+
+    Announces `booking.charge.paid` / `booking.charge.cancelled` so whoever asked for it can act.
+    """
+    with service_transaction():
+        booking = lock_booking(booking_id=charge.booking_id)
+        charge = BookingCharge.objects.get(pk=charge.pk)
+        if charge.status != BookingCharge.Status.DUE:
+            return charge
+        charge.status = BookingCharge.Status.PAID if paid else BookingCharge.Status.CANCELLED
+        charge.settled_at = now
+        charge.save(update_fields=["status", "settled_at"])
+        if paid:
+            booking.total_amount += charge.amount
+            booking.updated_at = now
+            booking.save(update_fields=["total_amount", "updated_at"])
+        timeline.charge_settled(booking, now=now, charge=charge, actor=actor, **data)
+        _announce(
+            f"booking.charge.{charge.status}", booking, now, charge_id=charge.pk, reference=charge.reference
+        )
+    return charge
 
 
 # --- cancellation -------------------------------------------------------------------------------
@@ -1164,8 +1329,9 @@ def capacity_reconcile(
     sessions = list(Session.objects.filter(ends_at__gte=horizon).values_list("pk", flat=True))
     facts: dict[tuple, list[int]] = {}
     rows = (
-        BookingItem.objects.filter(booking__session_id__in=sessions)
+        BookingItem.objects.filter(booking__session_id__in=sessions, resold=False)
         .filter(booking__status__in=[*HOLDING_STATUSES, *SOLD_STATUSES])
+        .exclude(resale_of__isnull=False, booking__status__in=HOLDING_STATUSES)
         .values_list("booking__session_id", "zone_id", "ticket_type_id", "booking__status")
     )
     for session_id, zone_id, ticket_type_id, status in rows:
@@ -1289,7 +1455,7 @@ def email_send(
     A reminder for a booking that was cancelled or moved, or a "pay now" for one that is already
     paid, is not sent: the booking as it is now decides.
     """
-    from booking.notifications import email_build
+    from booking.notifications import CONFIRMED_ONLY_KINDS, email_build
 
     booking = Booking.objects.select_related(
         "customer", "offering__location", "offering__cancellation_policy", "session"
@@ -1307,6 +1473,7 @@ def email_send(
         )
         or (kind in ("awaiting_payment", "payment_failed", "waitlist_offer") and not booking.is_holding)
         or (kind == "balance_due" and booking.amount_due <= 0)
+        or (kind in CONFIRMED_ONLY_KINDS and booking.status != BookingStatus.CONFIRMED)
     )
     with service_transaction():
         if stale:
@@ -1379,10 +1546,13 @@ def booking_attendees_update(
     names: dict[int, str],
     now: datetime,
     by_customer: bool,
+    emails: dict[int, str] | None = None,
     acting_user=None,
     actor: str | None = None,
 ) -> Booking:
     """Correct who is coming (a typo, a friend instead of another); old and new names are kept.
+
+    *emails* (optional) changes where a place's own emails go (a ticket handed to someone else).
 
     :raises NotAllowed: the policy keeps names fixed, or the booking has started (for customers).
     :raises InvalidBooking: an empty name or a place not in this booking.
@@ -1390,6 +1560,8 @@ def booking_attendees_update(
     policy = booking.offering.cancellation_policy
     if by_customer and (policy is None or not policy.attendee_names_editable):
         raise NotAllowed("Names on this booking cannot be changed online. Please contact us.")
+    if by_customer and (locked := hook_results("attendee_names_locked", booking=booking)):
+        raise NotAllowed(locked[0])
     if by_customer and booking.starts_at <= now:
         raise NotAllowed("This has already started, so names can no longer be changed online.")
     with service_transaction():
@@ -1398,18 +1570,25 @@ def booking_attendees_update(
             raise NotAllowed("Only an active booking's names can be changed.")
         items = {item.pk: item for item in booking.items.all()}
         changes = []
+        emails = emails or {}
         for item_id, name in names.items():
             name = name.strip()[:150]
             if item_id not in items:
                 raise InvalidBooking("That place is not part of this booking.")
             if not name:
                 raise InvalidBooking("Each place needs a name.")
-            if items[item_id].attendee_name != name:
-                changes.append({"item": item_id, "old": items[item_id].attendee_name, "new": name})
-                items[item_id].attendee_name = name
+            item, email = items[item_id], emails.get(item_id, items[item_id].attendee_email).strip()
+            if item.attendee_name != name or item.attendee_email != email:
+                change = {"item": item_id, "old": item.attendee_name, "new": name}
+                if item.attendee_email != email:
+                    change |= {"old_email": item.attendee_email, "new_email": email}
+                changes.append(change)
+                item.attendee_name, item.attendee_email = name, email
         if not changes:
             return booking
-        BookingItem.objects.bulk_update([items[c["item"]] for c in changes], ["attendee_name"])
+        BookingItem.objects.bulk_update(
+            [items[c["item"]] for c in changes], ["attendee_name", "attendee_email"]
+        )
         booking.updated_at = now
         booking.save(update_fields=["updated_at"])
         timeline.attendees_changed(

@@ -75,6 +75,37 @@ def attendees_changed(booking, *, now, acting_user=None, actor=None, changes: li
     _record(booking, "booking.attendees.changed", now, acting_user, actor, changes=changes)
 
 
+def resold(booking, *, now, **data) -> None:
+    _record(booking, "booking.place.resold", now, actor="system", **data)
+
+
+def charge_added(booking, *, now, charge, acting_user=None, actor=None) -> None:
+    _record(
+        booking,
+        "booking.charge.added",
+        now,
+        acting_user,
+        actor,
+        charge_id=charge.pk,
+        description=charge.description,
+        amount=charge.amount,
+    )
+
+
+def charge_settled(booking, *, now, charge, actor=None, **data) -> None:
+    _record(
+        booking,
+        f"booking.charge.{charge.status}",
+        now,
+        actor=actor,
+        charge_id=charge.pk,
+        description=charge.description,
+        amount=charge.amount,
+        total=booking.total_amount,
+        **data,
+    )
+
+
 def waitlist_offered(booking, *, now, entry_id: int) -> None:
     _record(
         booking,

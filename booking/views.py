@@ -20,7 +20,12 @@ from django_htmx.http import HttpResponseClientRedirect
 from booking.forms import BookingForm, WaitlistForm
 from booking.models import Booking
 from booking.notifications import booking_ics, calendar_links
-from booking.selectors import booking_get_by_manage_token, booking_items, booking_manage_token
+from booking.selectors import (
+    booking_charges_due,
+    booking_get_by_manage_token,
+    booking_items,
+    booking_manage_token,
+)
 from booking.services import (
     InvalidBooking,
     booking_accept_offer,
@@ -31,6 +36,7 @@ from booking.services import (
     reschedule_options,
 )
 from core.errors import ApplicationError
+from core.hooks import hook_results
 from core.http import SeeOther
 from inventory.errors import Unavailable
 from inventory.locks import CapacityBusy
@@ -173,6 +179,7 @@ def booking_detail(request: HttpRequest, token: str) -> HttpResponse:
         booking = booking_get_by_manage_token(token=token)
     except Booking.DoesNotExist:
         raise Http404("This booking link is not valid.") from None
+    charges_due = booking_charges_due(booking=booking)
     return render(
         request,
         "booking/booking_detail.html",
@@ -184,8 +191,15 @@ def booking_detail(request: HttpRequest, token: str) -> HttpResponse:
             "token": token,
             "calendar": calendar_links(booking) if booking.status == "confirmed" else None,
             "pay_url": reverse(settings.BOOKING_CHECKOUT_URL_NAME, args=[token])
-            if booking.is_holding and settings.BOOKING_CHECKOUT_URL_NAME
+            if (booking.is_holding or charges_due) and settings.BOOKING_CHECKOUT_URL_NAME
             else "",
+            "charges_due": charges_due,
+            "links": [
+                link
+                for links in hook_results("booking_page_links", booking=booking, token=token)
+                for link in links
+            ],
+            "names_locked": next(iter(hook_results("attendee_names_locked", booking=booking)), ""),
         },
     )
 

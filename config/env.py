@@ -137,7 +137,8 @@ MICROSOFT_AUTHORITY = env_str("MICROSOFT_AUTHORITY", "https://login.microsoftonl
 MICROSOFT_GRAPH_BASE = env_str("MICROSOFT_GRAPH_BASE", "https://graph.microsoft.com/v1.0")
 MICROSOFT_CA_BUNDLE = env_str("MICROSOFT_CA_BUNDLE", "")
 
-CALENDAR_TOKEN_KEY = env_str("CALENDAR_TOKEN_KEY", "")
+# Encrypts stored secrets (calendar tokens, ticket signing keys); derived from SECRET_KEY when empty.
+FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 5)

@@ -98,9 +98,13 @@ def offering_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         sessions = session_availability_list(
             offering=offering, start=start, end=start + timedelta(days=28), now=now
         )
+        resale: dict[int, dict] = {}
+        for offers in hook_results("session_resale_offers", offering=offering, now=now):
+            resale.update(offers)
         context.update(
             {
                 "sessions": sessions,
+                "resale": resale,
                 "next_week": start_day + timedelta(days=28),
                 "previous_week": start_day - timedelta(days=28) if start_day > today else None,
             }

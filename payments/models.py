@@ -8,7 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from booking.models import Booking, Customer
+from booking.models import Booking, BookingCharge, Customer
 from inventory.models import Offering
 from payments.money import money
 
@@ -81,6 +81,7 @@ class Payment(models.Model):
         AUTHORIZATION = "authorization", "Card authorisation (pay on arrival)"
         CARD_SETUP = "card_setup", "Card saved for later"
         NO_SHOW_FEE = "no_show_fee", "No-show fee"
+        CHARGE = "charge", "Fee asked after booking"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting for the customer"
@@ -91,6 +92,9 @@ class Payment(models.Model):
         CANCELED = "canceled", "Cancelled / released"
 
     booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="payments")
+    booking_charge = models.ForeignKey(
+        BookingCharge, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
     purpose = models.CharField(max_length=16, choices=Purpose.choices)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempt = models.PositiveSmallIntegerField(default=1)
@@ -124,6 +128,11 @@ class Payment(models.Model):
                 condition=Q(status__in=["pending", "processing", "authorized", "succeeded"])
                 & Q(purpose__in=["initial", "authorization", "card_setup", "balance"]),
                 name="payment_one_live_per_purpose",
+            ),
+            models.UniqueConstraint(
+                fields=["booking_charge"],
+                condition=Q(status__in=["pending", "processing", "succeeded"]),
+                name="payment_one_live_per_charge",
             ),
         ]
 

@@ -41,6 +41,9 @@ def payment_terms(*, booking: Booking, now: datetime) -> PaymentTerms:
     )
     if total == 0:
         return PaymentTerms("none", Decimal("0.00"), lines=["Nothing to pay."])
+    if booking.pk and booking.items.filter(resale_of__isnull=False).exists():
+        # The seller is refunded the moment this is paid, so a resale is always paid in full.
+        return PaymentTerms("charge", total, lines=[f"Pay {total} {currency} now (resale ticket)."])
     if plan is None or plan.kind == PaymentPlan.Kind.FULL:
         return PaymentTerms(
             "charge",

@@ -25,10 +25,11 @@ import stripe
 from django.db import IntegrityError
 
 from booking.locks import lock_booking
-from booking.models import Booking, BookingStatus
+from booking.models import Booking, BookingCharge, BookingStatus
 from booking.services import (
     CapacityGone,
     booking_await_payment,
+    booking_charge_settle,
     booking_confirm,
     booking_flag_attention,
     booking_money_update,
@@ -108,6 +109,10 @@ def checkout_prepare(*, booking: Booking, now: datetime) -> Checkout:
     :raises NotPayable: the booking is not waiting for a payment (confirmed, cancelled, expired).
     :raises PaymentsUnavailable: Stripe is not configured.
     """
+    if booking.status == BookingStatus.CONFIRMED:
+        charge = booking.charges.filter(status=BookingCharge.Status.DUE).order_by("id").first()
+        if charge is not None:
+            return _charge_checkout(booking=booking, charge=charge, now=now)
     if booking.status == BookingStatus.CONFIRMED and booking.amount_paid and booking.amount_due > 0:
         return _balance_checkout(booking=booking, now=now)
     terms = payment_terms(booking=booking, now=now)
@@ -135,6 +140,36 @@ def _balance_checkout(*, booking: Booking, now: datetime) -> Checkout:
     due = booking.amount_due
     terms = PaymentTerms("charge", due, lines=[f"Pay the balance of {due} {booking.currency} now."])
     payment = _payment_for_attempt(booking=booking, purpose=Payment.Purpose.BALANCE, terms=terms, now=now)
+    if not payment.client_secret:
+        payment = _create_intent(booking=booking, payment=payment, terms=terms, now=now)
+    return Checkout(payment, terms, payment.client_secret, "payment")
+
+
+def _charge_checkout(*, booking: Booking, charge: BookingCharge, now: datetime) -> Checkout:
+    """A fee asked after booking (a ticket transfer), paid on its own intent."""
+    terms = PaymentTerms(
+        "charge", charge.amount, lines=[f"Pay {charge.amount} {booking.currency} now: {charge.description}."]
+    )
+    payment = (
+        Payment.objects.filter(booking_charge=charge).exclude(status=Payment.Status.CANCELED).order_by("-id")
+    ).first()
+    if payment is None:
+        attempt = Payment.objects.filter(booking_charge=charge).count() + 1
+        try:
+            with service_transaction():
+                payment = Payment.objects.create(
+                    booking=booking,
+                    booking_charge=charge,
+                    purpose=Payment.Purpose.CHARGE,
+                    attempt=attempt,
+                    amount=to_minor(charge.amount, booking.currency),
+                    currency=booking.currency,
+                    idempotency_key=f"booking-{booking.reference}-{booking.pk}-charge-{charge.pk}-{attempt}",
+                    created_at=now,
+                    updated_at=now,
+                )
+        except IntegrityError:  # the other tab created it a moment ago
+            payment = Payment.objects.get(booking_charge=charge, attempt=attempt)
     if not payment.client_secret:
         payment = _create_intent(booking=booking, payment=payment, terms=terms, now=now)
     return Checkout(payment, terms, payment.client_secret, "payment")
@@ -294,6 +329,10 @@ def payment_intent_sync(*, intent: dict, now: datetime, actor: str = "stripe") -
             Payment.Purpose.CARD_SETUP,
         ):
             _confirm_or_give_back(booking, payment, now, actor)
+        elif payment.purpose == Payment.Purpose.CHARGE and payment.status == Payment.Status.SUCCEEDED:
+            booking_charge_settle(
+                charge=payment.booking_charge, paid=True, now=now, actor=actor, payment_id=payment.pk
+            )
         elif payment.status == Payment.Status.FAILED and booking.is_holding:
             booking_payment_failed(booking=booking, now=now, reason=payment.failure_message, actor=actor)
         _money_update(booking, now)
@@ -729,6 +768,29 @@ def cancellation_settle(*, booking: Booking, refund_amount: Decimal, now: dateti
             reason="Cancelled under the cancellation policy",
             now=now,
             idempotency_key=f"cancel-{cause}",
+            actor="system",
+        )
+
+
+def arrival_capture(*, booking: Booking, now: datetime) -> Payment | None:
+    """Checked in at the door: take the money a pay-on-arrival card authorised (nothing otherwise)."""
+    payment = live_payment(booking=booking, purposes=(Payment.Purpose.AUTHORIZATION,))
+    if payment is None or payment.status != Payment.Status.AUTHORIZED:
+        return None
+    return authorization_capture(booking=booking, now=now, actor="door")
+
+
+def resale_seller_refund(*, booking: Booking, amount: Decimal, now: datetime, cause: str) -> None:
+    """A ticket was resold here: the seller gets the buyer's price back (up to what they paid)."""
+    booking.refresh_from_db()
+    amount = min(amount, booking.amount_paid - booking.amount_refunded)
+    if amount > 0:
+        payment_refund(
+            booking=booking,
+            amount=amount,
+            reason="Ticket resold through the platform",
+            now=now,
+            idempotency_key=f"resale-{cause}",
             actor="system",
         )
 

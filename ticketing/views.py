@@ -1,1 +1,0 @@
-"""Pages and endpoints of ticketing: translate the request, make one domain call, render."""
