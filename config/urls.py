@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("inventory.urls")),
     path("", include("booking.urls")),
     path("", include("payments.urls")),
+    path("", include("ticketing.urls")),
 ]

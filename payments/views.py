@@ -86,7 +86,13 @@ def checkout_return(request: HttpRequest, token: str) -> HttpResponse:
         payment.refresh_from_db()
     booking.refresh_from_db()
     template = "payments/return.html#outcome" if request.htmx else "payments/return.html"
-    waiting = booking.is_holding and payment is not None and payment.status != Payment.Status.FAILED
+    waiting = payment is not None and (
+        (booking.is_holding and payment.status != Payment.Status.FAILED)
+        or (
+            payment.purpose == Payment.Purpose.CHARGE
+            and payment.status not in (Payment.Status.FAILED, Payment.Status.SUCCEEDED)
+        )
+    )
     return render(
         request,
         template,

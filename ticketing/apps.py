@@ -8,4 +8,5 @@ class TicketingConfig(AppConfig):
     verbose_name = "Tickets and check-in"
 
     def ready(self) -> None:
-        from ticketing import handlers  # noqa: F401 - subscribes the app's outbox handlers
+        # Subscribes the outbox handlers, answers hooks, and registers the ticket emails.
+        from ticketing import handlers, hooks, notifications  # noqa: F401

@@ -1,0 +1,29 @@
+"""QR images of ticket payloads: PNG for emails and downloads, SVG for the ticket page (sharp at any size)."""
+
+import io
+
+import qrcode
+import qrcode.image.svg
+from qrcode.constants import ERROR_CORRECT_M
+
+
+def _code(payload: str) -> qrcode.QRCode:
+    # Level M survives a cracked phone screen or a crease in a printout; the payload still fits a
+    # version 6 code, large modules at phone-screen size.
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4, box_size=8)
+    code.add_data(payload)
+    code.make(fit=True)
+    return code
+
+
+def qr_png(payload: str, *, box_size: int = 8) -> bytes:
+    code = _code(payload)
+    code.box_size = box_size
+    out = io.BytesIO()
+    code.make_image().save(out, format="PNG")
+    return out.getvalue()
+
+
+def qr_svg(payload: str) -> str:
+    image = _code(payload).make_image(image_factory=qrcode.image.svg.SvgPathImage)
+    return image.to_string(encoding="unicode")
