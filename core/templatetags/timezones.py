@@ -9,12 +9,28 @@ from django.utils import dateformat
 register = template.Library()
 
 
+class _ZonedDatetime(datetime):
+    """A datetime the template engine shows in its own zone.
+
+    The `date` and `time` filters convert every aware datetime to the request's current zone first
+    (they are registered with `expects_localtime`), which would undo `in_zone`; this flag, the one
+    Django's own `|timezone` filter sets, opts out. Unlike that filter we keep `fold`, so a time in the
+    hour repeated when the clocks go back keeps its true offset.
+    """
+
+    convert_to_local_time = False
+
+
 @register.filter
 def in_zone(value: datetime | None, zone: str) -> datetime | None:
     """`{{ booking.starts_at|in_zone:location.time_zone|date:"D j M, H:i T" }}`"""
     if value is None or not zone:
         return value
-    return value.astimezone(zoneinfo.ZoneInfo(zone))
+    t = value.astimezone(zoneinfo.ZoneInfo(zone))
+    # Field by field: a datetime subclass's combine() or replace() would drop `fold`.
+    return _ZonedDatetime(
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond, t.tzinfo, fold=t.fold
+    )
 
 
 @register.filter

@@ -21,7 +21,8 @@
         if (result && result.error) {
           message.textContent = (result.error.message || "The payment did not go through.") + " Please check the card details or use another card.";
           message.hidden = false;
-          message.focus && message.focus();
+          message.tabIndex = -1;  // a div takes the focus only with a tabindex; -1 keeps it out of the Tab order
+          message.focus();
           button.disabled = false;
           button.removeAttribute("aria-busy");
         }
