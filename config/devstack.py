@@ -444,6 +444,45 @@ def _wait_healthy(url: str, timeout: float) -> dict | None:
     return report
 
 
+class RadicaleServer:
+    """A real CalDAV server (Radicale) on loopback, its calendars kept in `folder`."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port(5232)
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = folder / "config"
+        config.write_text(
+            f"[server]\nhosts = 127.0.0.1:{self.port}\n[auth]\ntype = none\n"
+            f"[storage]\nfilesystem_folder = {folder / 'collections'}\n"
+        )
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "radicale", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    @classmethod
+    def start(cls, folder: Path) -> RadicaleServer:
+        server = cls(folder)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+                return server
+            except OSError:
+                time.sleep(0.2)
+        server.stop()
+        raise RuntimeError("Radicale did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
 class DemoStandIns:
     """Local stand-ins for outside services, used by `make run` where no real ones are configured.
 
@@ -456,6 +495,7 @@ class DemoStandIns:
         self.running: list = []
         self.stripe = None
         self.mailbox = None
+        self.radicale = None
 
     def configure(self, env: dict[str, str]) -> None:
         if env.get("EMAIL_HOST"):
@@ -490,6 +530,49 @@ class DemoStandIns:
             }
         )
 
+    def configure_calendars(self, env: dict[str, str]) -> None:
+        """Google and Microsoft stand-ins (connect a resource's calendar in admin: the consent screen
+        agrees at once, as staff@example.com) and a Radicale CalDAV server (user demo, any password)."""
+        if not env.get("GOOGLE_CLIENT_ID"):
+            from config.standins.google_calendar import GoogleCalendarStandIn
+
+            google = GoogleCalendarStandIn.start()
+            self.running.append(google)
+            say(f"Google Calendar stand-in on {google.url}")
+            env.update(
+                {
+                    "GOOGLE_CLIENT_ID": "demo.apps.googleusercontent.com",
+                    "GOOGLE_CLIENT_SECRET": "demo-secret",
+                    "GOOGLE_AUTH_URI": google.auth_uri,
+                    "GOOGLE_TOKEN_URI": google.token_uri,
+                    "GOOGLE_CALENDAR_API_ENDPOINT": google.api_endpoint,
+                    "OAUTHLIB_INSECURE_TRANSPORT": "1",  # the stand-in's token endpoint is plain http
+                }
+            )
+        if not env.get("MICROSOFT_CLIENT_ID"):
+            from config.standins.microsoft import MicrosoftStandIn
+
+            microsoft = MicrosoftStandIn.start()
+            self.running.append(microsoft)
+            say(f"Microsoft identity + Graph stand-in on {microsoft.url}")
+            env.update(
+                {
+                    "MICROSOFT_CLIENT_ID": "demo-client",
+                    "MICROSOFT_CLIENT_SECRET": "demo-secret",
+                    "MICROSOFT_AUTHORITY": microsoft.authority,
+                    "MICROSOFT_GRAPH_BASE": microsoft.graph_base,
+                    "MICROSOFT_CA_BUNDLE": microsoft.ca_cert,
+                }
+            )
+        self.radicale = RadicaleServer.start(LOCAL / "radicale")
+        self.running.append(self.radicale)
+        import caldav
+
+        principal = caldav.DAVClient(url=self.radicale.url, username="demo", password="demo").principal()  # noqa: S106 - the demo server takes any
+        if not principal.calendars():  # something to connect to in admin, as a phone would have made
+            principal.make_calendar(name="Work")
+        say(f"CalDAV server (Radicale) on {self.radicale.url}")
+
     def site_is_up(self, base: str, env: dict[str, str]) -> None:
         if self.stripe is not None:
             self.stripe.register_webhook(f"{base}/stripe/webhook", env["STRIPE_WEBHOOK_SECRET"], name="demo")
@@ -519,6 +602,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         standins.configure(env)
+        standins.configure_calendars(env)
         say("applying migrations ...")
         _manage(env, "migrate", "--noinput", "-v", "0")
         say("loading the demo business ...")
@@ -540,6 +624,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  Staff admin:   {base}/admin/",
             f"  Health:        {base}/healthz  ({health})",
             *([f"  Emails sent:   {base}/staff/mailbox/  (staff login)"] if standins.mailbox else []),
+            *(
+                [f"  CalDAV server: {standins.radicale.url}/  (user demo, any password)"]
+                if standins.radicale
+                else []
+            ),
             *(f"  Demo login:    {login}" for login in logins),
             f"  Data:          {LOCAL} (kept between runs)",
             "  Stop:          Ctrl-C",

@@ -136,6 +136,7 @@ MICROSOFT_CLIENT_SECRET = env_str("MICROSOFT_CLIENT_SECRET", "")
 MICROSOFT_AUTHORITY = env_str("MICROSOFT_AUTHORITY", "https://login.microsoftonline.com/common")
 MICROSOFT_GRAPH_BASE = env_str("MICROSOFT_GRAPH_BASE", "https://graph.microsoft.com/v1.0")
 MICROSOFT_CA_BUNDLE = env_str("MICROSOFT_CA_BUNDLE", "")
+CALENDAR_SYNC_SECONDS = env_int("CALENDAR_SYNC_SECONDS", 300)
 
 # Encrypts stored secrets (calendar tokens, ticket signing keys); derived from SECRET_KEY when empty.
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "")

@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("booking.urls")),
     path("", include("payments.urls")),
     path("", include("ticketing.urls")),
+    path("", include("calendarsync.urls")),
 ]

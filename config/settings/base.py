@@ -222,6 +222,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 OUTBOX_SWEEP_SECONDS = env.OUTBOX_SWEEP_SECONDS
 WORKER_HEARTBEAT_MAX_AGE = env.WORKER_HEARTBEAT_MAX_AGE
 # The one periodic schedule. Later features add their entries here, so every timer is in one place.
+CALENDAR_SYNC_SECONDS = env.CALENDAR_SYNC_SECONDS
+
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {
         "task": "core.tasks.outbox_sweep",
@@ -234,6 +236,12 @@ CELERY_BEAT_SCHEDULE = {
     "payments-reconcile": {"task": "payments.tasks.reconcile_recent", "schedule": 900.0},
     "balance-reminders": {"task": "payments.tasks.balance_reminders", "schedule": 3600.0},
     "booking-reminders": {"task": "booking.tasks.reminders", "schedule": 300.0, "options": {"expires": 300}},
+    # The safety net under push notifications (and the only sync for CalDAV, which has no push).
+    "calendar-sync": {
+        "task": "calendarsync.tasks.calendar_sync_all",
+        "schedule": float(CALENDAR_SYNC_SECONDS),
+        "options": {"expires": CALENDAR_SYNC_SECONDS},
+    },
 }
 
 LOGGING = {
