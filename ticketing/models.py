@@ -246,7 +246,13 @@ class Scan(models.Model):
 
     class Meta:
         ordering = ["scanned_at"]
-        indexes = [models.Index(fields=["ticket", "scanned_at"], name="scan_ticket_time")]
+        indexes = [
+            models.Index(fields=["ticket", "scanned_at"], name="scan_ticket_time"),
+            # The door counts conflicts after every scan: a list's few flagged scans, not all its scans.
+            models.Index(
+                fields=["checkin_list", "-scanned_at"], condition=Q(conflict=True), name="scan_conflicts"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.raw[:12]} {self.get_result_display()} at {self.door}"

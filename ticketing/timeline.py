@@ -7,7 +7,10 @@ to this booking" includes its tickets, transfers and resale.
 from datetime import datetime
 from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
+
 from booking.models import Booking
+from core.audit.models import TimelineEntry
 from core.audit.services import timeline_entry_record
 
 
@@ -113,4 +116,29 @@ def resale_sold(seller, buyer, *, now, listing) -> None:
     )
     _record(
         buyer, "ticketing.resale.bought", now, ticket=listing.ticket.code, seller_booking=seller.reference
+    )
+
+
+def checked_in(arrivals: list, *, now) -> None:
+    """(ticket, admitting scan) pairs: one entry per person let in, on their booking, in one statement."""
+    if not arrivals:
+        return
+    booking_type = ContentType.objects.get_for_model(Booking)
+    TimelineEntry.objects.bulk_create(
+        TimelineEntry(
+            action="ticketing.checked_in",
+            subject_type=booking_type,
+            subject_id=str(ticket.booking_id),
+            actor=scan.door or "door",
+            data={
+                "code": ticket.code,
+                "holder": ticket.holder_name,
+                "door": scan.door,
+                "at": scan.scanned_at.isoformat(),
+                "offline": scan.offline,
+                "override": scan.override,
+            },
+            created_at=now,
+        )
+        for ticket, scan in arrivals
     )

@@ -305,6 +305,18 @@ def test_negative_control_without_the_ticket_lock_both_doors_let_the_ticket_in(n
     assert race_two_doors(night["list"], night["ana"].payload, night["doors_open"]) == ["valid", "valid"]
 
 
+def test_a_door_whose_request_started_earlier_but_was_answered_second_says_already_in(night):
+    """Door B's scan carries an earlier clock than door A's, but A was answered first: A's "valid" stands,
+    also after a later offline upload makes the server replay the ticket's scans."""
+    opened = night["doors_open"]
+    first = scan(night["list"], night["ana"].payload, at=opened + timedelta(milliseconds=5))
+    second = scan(night["list"], night["ana"].payload, at=opened)  # its request began 5 ms earlier
+    assert (first.scan.result, second.scan.result) == ("valid", "already_in")
+    scan(night["list"], night["ana"].payload, at=opened + timedelta(minutes=1), offline=True, shown="valid")
+    results = dict(Scan.objects.filter(pk__in=[first.scan.pk, second.scan.pk]).values_list("pk", "result"))
+    assert (results[first.scan.pk], results[second.scan.pk]) == ("valid", "already_in")
+
+
 def test_a_booking_for_a_class_gets_tickets_too(yoga):
     booking = hold_places(yoga["offering"], yoga["session"], 2)
     assert booking.offering.kind == "class"

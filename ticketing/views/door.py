@@ -31,6 +31,7 @@ from ticketing.selectors import (
     checkin_conflicts,
     checkin_counts,
     checkin_list_summary,
+    checkin_lists_for_scans,
     checkin_manifest,
     door_lists,
 )
@@ -257,7 +258,7 @@ def _outcome_json(outcome: ScanOutcome, clist: CheckInList) -> dict:
 @require_POST
 def api_scan(request: HttpRequest, list_id: int) -> JsonResponse:
     """One scan, online: the answer the door shows, and the list's counters."""
-    clist = _list_or_none(list_id)
+    clist = checkin_lists_for_scans(list_ids=[list_id]).get(list_id)
     if clist is None:
         return _error("No such check-in list.", 404)
     now = timezone.now()
@@ -291,7 +292,7 @@ def api_sync(request: HttpRequest) -> JsonResponse:
             if not isinstance(list_id, int):
                 raise ValueError("Each scan needs the list_id it was scanned for.")
             by_list.setdefault(list_id, []).append(_report(raw, now=now, offline=True))
-        lists = {c.pk: c for c in CheckInList.objects.select_related("session").filter(pk__in=by_list)}
+        lists = checkin_lists_for_scans(list_ids=list(by_list))
         missing = set(by_list) - set(lists)
         if missing:
             raise ValueError(f"No such check-in list: {', '.join(map(str, sorted(missing)))}.")
@@ -313,7 +314,7 @@ def api_sync(request: HttpRequest) -> JsonResponse:
 @require_GET
 def api_status(request: HttpRequest, list_id: int) -> JsonResponse:
     """Counters and the scans flagged as conflicts, for the staff at the door."""
-    clist = _list_or_none(list_id)
+    clist = checkin_lists_for_scans(list_ids=[list_id]).get(list_id)
     if clist is None:
         return _error("No such check-in list.", 404)
     return JsonResponse(
