@@ -282,7 +282,8 @@ def _apply(connection: CalendarConnection, token: str, changes: Changes, now: da
                 )
         blocks = [_busy_block(connection, event, zone, now) for event in theirs]
         blocks = [b for b in blocks if b is not None]
-        mine = BusyBlock.objects.filter(source=connection.source)
+        # resource first: the unique index (resource, source, external_id) serves these deletes
+        mine = BusyBlock.objects.filter(resource_id=connection.resource_id, source=connection.source)
         if changes.full:
             result.busy_removed = mine.exclude(external_id__in=[b.external_id for b in blocks]).delete()[0]
             mine.filter(external_id__in=[b.external_id for b in blocks]).delete()

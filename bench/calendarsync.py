@@ -1,0 +1,833 @@
+"""Calendar sync: a staff member's year of external events imported as busy time, then kept current.
+
+    .venv/bin/python bench/calendarsync.py [--events 5000] [--changes 100] [--pushes 50]
+                                           [--caldav-events 1000] [--no-caldav] [--profile]
+
+Builds a scratch database `booking_calsync` (on DATABASE_URL's server, or the project-local one that
+`make run` uses) with a Paris location and one staff member per provider, and for each provider:
+
+1. Initial import: the staff member's calendar holds --events events spread over the next year (some
+   all-day, some free/transparent, written in several time zones); the calendar is connected with
+   `connection_create` and the first `calendar_sync` is timed end to end: the provider's HTTP pages
+   through the real client library (google-api-python-client: pages of 2,500; msal + requests over
+   TLS to Graph: pages of the adapter's PAGE_SIZE), the database writes, and the push channel opened
+   afterwards. Wall time, events/s, busy blocks written, queries (and their SQL time), the provider
+   share (fetch and parse, of which the in-process stand-in's own serving), and peak memory: the
+   RSS high-water mark's growth during the timed run, and the tracemalloc peak of a second, identical
+   import (another staff member on the same calendar), so that tracing does not slow the timed run.
+2. Incremental: --changes changes on the provider's side (40 % moved, 30 % deleted, 30 % new), then
+   the next `calendar_sync` timed; what it wrote and removed, and whether the busy blocks in the
+   database now match the provider's events exactly ("consistent: yes/no"). Also the cost of a sync
+   that finds nothing new (the periodic safety-net sweep).
+3. Push -> sync, --pushes times: one event created on the provider's side, its push notification
+   reaching a receiver at SITE_URL, then `calendar_sync`; p50/p99 of the whole and of each part. That
+   is what decides "the availability engine sees the new busy time within seconds of the push" (the
+   Django view and the Celery queue hop in between are not included).
+
+Google and Microsoft are the local stand-ins (config/standins), started in-process, the events put
+in through their control methods (no HTTP); CalDAV is a real Radicale in a child process, loaded with
+one PUT of the whole collection, and with --caldav-events events (Radicale rewrites its caches on
+every single PUT, so 5,000 events make each change on the phone side take most of a second; the
+output says when the count was reduced). CalDAV has no push: its row is "change -> next sync".
+
+Figures are printed, not asserted; the machine's load average is printed with them, as other work on
+the same cores shows up in every time. Target from issue 9: the new busy time visible within seconds
+of the push.
+"""
+
+import argparse
+import contextlib
+import cProfile
+import io
+import os
+import pstats
+import queue
+import random
+import resource as rusage
+import statistics
+import threading
+import time as clock
+import tracemalloc
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest import mock
+from zoneinfo import ZoneInfo
+
+from _common import percentile, setup_django
+
+BENCH_DB = "booking_calsync"
+BENCH_REDIS_DB = 12
+LOCATION_ZONE = "Europe/Paris"
+# Where the events' owners write them from: (zone, share).
+ZONES = [
+    ("Europe/Paris", 0.5),
+    ("America/New_York", 0.2),
+    ("Asia/Tokyo", 0.1),
+    ("UTC", 0.1),
+    ("Australia/Sydney", 0.1),
+]
+ALL_DAY_SHARE = 0.08
+TRANSPARENT_SHARE = 0.12
+EMPTY_SYNC_RUNS = 10
+PUSH_TIMEOUT_S = 10
+GOOGLE_CLIENT = "booking.apps.googleusercontent.com"
+CALDAV_PASSWORD = "app-password"  # noqa: S105 - Radicale runs with `[auth] type = none`
+STANDIN_NOTE = "; includes the in-process stand-in building its pages"
+STAFF_EMAIL = "camille@example.com"
+
+
+# --- the events of a year -----------------------------------------------------------------------
+
+
+@dataclass
+class Spec:
+    """One event as its owner wrote it: aware datetimes in the owner's zone, or dates (all day)."""
+
+    start: datetime | date
+    end: datetime | date
+    busy: bool
+    summary: str
+
+    @property
+    def all_day(self) -> bool:
+        return not isinstance(self.start, datetime)
+
+
+def plan_event(rng: random.Random, now: datetime, n: int, *, within_days: int = 364) -> Spec:
+    busy = rng.random() >= TRANSPARENT_SHARE
+    if rng.random() < ALL_DAY_SHARE:
+        first = now.date() + timedelta(days=rng.randint(1, within_days - 3))
+        return Spec(first, first + timedelta(days=rng.choice([1, 1, 1, 2, 3])), busy, f"Away {n}")
+    zone = ZoneInfo(rng.choices([z for z, _ in ZONES], [w for _, w in ZONES])[0])
+    day = now.astimezone(zone).date() + timedelta(days=rng.randint(1, within_days))
+    starts = datetime.combine(day, time(rng.randint(7, 20), rng.choice([0, 15, 30, 45])), zone)
+    return Spec(starts, starts + timedelta(minutes=rng.choice([15, 30, 45, 60, 90, 120, 180])), busy, f"E{n}")
+
+
+def moved(spec: Spec, rng: random.Random, now: datetime) -> Spec:
+    """The same event some days earlier or later (an all-day one stays all-day), still in the window
+    the first sync read (Graph's delta link keeps that window: an event moved out of it is removed)."""
+    shift = timedelta(days=rng.randint(1, 20))
+    first = spec.start if spec.all_day else spec.start.date()
+    if first + shift > now.date() + timedelta(days=364) or (
+        first > now.date() + shift and rng.random() < 0.5
+    ):
+        shift = -shift
+    if spec.all_day:
+        return Spec(spec.start + shift, spec.end + shift, spec.busy, spec.summary)
+    hours = timedelta(hours=rng.randint(-2, 2))
+    return Spec(spec.start + shift + hours, spec.end + shift + hours, spec.busy, spec.summary)
+
+
+def expected_block(spec: Spec) -> tuple[datetime, datetime] | None:
+    """The busy time an event should give the staff member: None for free time; all-day events take
+    the location's own local days."""
+    if not spec.busy:
+        return None
+    if spec.all_day:
+        zone = ZoneInfo(LOCATION_ZONE)
+        return datetime.combine(spec.start, time(), zone), datetime.combine(spec.end, time(), zone)
+    return spec.start, spec.end
+
+
+# --- where pushes arrive --------------------------------------------------------------------------
+
+
+class PushReceiver:
+    """SITE_URL for the run: answers Graph's validation handshake, notes when each notification lands."""
+
+    def __init__(self) -> None:
+        arrivals: queue.Queue[float] = queue.Queue()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                arrived = clock.perf_counter()
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                if "validationToken" in query:  # Graph: echo it, as text, or no subscription
+                    body, status = query["validationToken"].encode(), 200
+                else:
+                    arrivals.put(arrived)
+                    body, status = b"", 202
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format, *args) -> None:
+                pass
+
+        self.arrivals = arrivals
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def drain(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.arrivals.get_nowait()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+# --- measuring one sync -------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    wall: float = 0.0
+    provider: float = 0.0  # adapter.changes: HTTP pages fetched and parsed
+    apply: float = 0.0  # the one database transaction that writes the busy blocks
+    served: float = 0.0  # of `provider`: the in-process stand-in building its answers
+    requests: int = 0
+    queries: int = 0
+    sql: float = 0.0
+    cpu: float = 0.0  # CPU of this whole process (the in-process stand-ins included)
+    rss_growth_mb: float = 0.0
+    traced_peak_mb: float | None = None
+    result: object = None
+    profile: str = ""
+    stats: dict = field(default_factory=dict)
+
+
+class StandInMeter:
+    """Counts the requests an in-process stand-in answers and the time it spends answering them."""
+
+    def __init__(self, standin) -> None:
+        self.requests, self.seconds = 0, 0.0
+        real = standin.dispatch
+
+        def dispatch(request):
+            started = clock.perf_counter()
+            try:
+                return real(request)
+            finally:
+                self.requests += 1
+                self.seconds += clock.perf_counter() - started
+
+        standin.dispatch = dispatch  # the request handler looks it up on the instance
+
+
+def measured_sync(connection_id: int, meter: StandInMeter | None, *, trace=False, profile=False) -> Measured:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from calendarsync import services
+
+    out = Measured()
+    real_apply, real_adapter_for = services._apply, services.adapter_for
+
+    def apply(*args, **kwargs):
+        started = clock.perf_counter()
+        try:
+            return real_apply(*args, **kwargs)
+        finally:
+            out.apply += clock.perf_counter() - started
+
+    def adapter_for(conn):
+        adapter = real_adapter_for(conn)
+        real_changes = adapter.changes
+
+        def changes(**kwargs):
+            started = clock.perf_counter()
+            try:
+                return real_changes(**kwargs)
+            finally:
+                out.provider += clock.perf_counter() - started
+
+        adapter.changes = changes
+        return adapter
+
+    before = (meter.requests, meter.seconds) if meter else (0, 0.0)
+    rss_before = rusage.getrusage(rusage.RUSAGE_SELF).ru_maxrss
+    profiler = cProfile.Profile() if profile else None
+    with (
+        mock.patch.object(services, "_apply", apply),
+        mock.patch.object(services, "adapter_for", adapter_for),
+        CaptureQueriesContext(connection) as captured,
+    ):
+        if trace:
+            tracemalloc.start()
+        started, cpu = clock.perf_counter(), clock.process_time()
+        if profiler:
+            profiler.enable()
+        out.result = services.calendar_sync(connection_id=connection_id, now=datetime.now(tz=UTC))
+        if profiler:
+            profiler.disable()
+        out.wall, out.cpu = clock.perf_counter() - started, clock.process_time() - cpu
+        if trace:
+            out.traced_peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+    out.rss_growth_mb = (rusage.getrusage(rusage.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    out.queries = len(captured)
+    out.sql = sum(float(q["time"]) for q in captured.captured_queries)
+    if meter:
+        out.requests, out.served = meter.requests - before[0], meter.seconds - before[1]
+    if profiler:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(30)
+        out.profile = text.getvalue()
+    return out
+
+
+def describe(result) -> str:
+    return (
+        f"{'full' if result.full else 'incremental'}: wrote {result.busy_written}, "
+        f"removed {result.busy_removed}, flagged {result.flagged}"
+    )
+
+
+def provider_part(m: Measured, in_process: bool) -> str:
+    if not in_process:
+        return f"provider {m.provider:.2f} s (Radicale, another process)"
+    return (
+        f"provider {m.provider:.2f} s ({m.requests} HTTP requests; the in-process stand-in answering "
+        f"them {m.served:.2f} s of it)"
+    )
+
+
+def import_lines(
+    label: str, events: int, m: Measured, replica: Measured | None, in_process: bool
+) -> list[str]:
+    lines = [
+        f"{label:<30}{m.wall:7.2f} s   {events / m.wall:7.0f} events/s   {describe(m.result)}",
+        f"{'':<30}{provider_part(m, in_process)}   database transaction {m.apply:.2f} s   rest (push "
+        f"channel, connection) {m.wall - m.provider - m.apply:.2f} s",
+        f"{'':<30}{m.queries} queries, {m.sql:.2f} s of SQL   CPU of this process {m.cpu:.2f} s   "
+        f"max RSS +{m.rss_growth_mb:.0f} MB",
+    ]
+    if replica is not None:
+        lines.append(
+            f"{'':<30}traced peak {replica.traced_peak_mb:.0f} MB (an identical import under tracemalloc, "
+            f"{replica.wall:.1f} s{STANDIN_NOTE if in_process else ''})"
+        )
+    return lines
+
+
+def change_lines(label: str, m: Measured, consistent: str, in_process: bool) -> list[str]:
+    return [
+        f"{label:<30}{m.wall * 1000:7.0f} ms   {describe(m.result)}   {m.queries} queries "
+        f"({m.sql * 1000:.0f} ms SQL), provider {m.provider * 1000:.0f} ms"
+        + (f" ({m.requests} HTTP requests)" if in_process else ""),
+        f"{'':<30}consistent: {consistent}",
+    ]
+
+
+def check(source: str, expected: dict[str, tuple[datetime, datetime]]) -> str:
+    """Whether the connection's busy blocks are exactly the busy events of the calendar."""
+    from inventory.models import BusyBlock
+
+    stored = {
+        external_id: (starts, ends)
+        for external_id, starts, ends in BusyBlock.objects.filter(source=source).values_list(
+            "external_id", "starts_at", "ends_at"
+        )
+    }
+    missing = expected.keys() - stored.keys()
+    extra = stored.keys() - expected.keys()
+    wrong = sum(1 for k in expected.keys() & stored.keys() if expected[k] != stored[k])
+    if os.environ.get("BENCH_DEBUG") and (missing or extra or wrong):
+        print("missing", [(k, expected[k]) for k in missing], "extra", [(k, stored[k]) for k in extra])
+    if not (missing or extra or wrong):
+        return f"yes ({len(stored)} busy blocks = the calendar's {len(expected)} busy events)"
+    return f"NO: {len(missing)} missing, {len(extra)} extra, {wrong} at the wrong time (of {len(expected)})"
+
+
+def quantiles(values: list[float]) -> str:
+    values = sorted(v * 1000 for v in values)
+    return f"p50 {statistics.median(values):6.0f} ms  p99 {percentile(values, 0.99):6.0f} ms"
+
+
+# --- the providers --------------------------------------------------------------------------------
+
+
+class Provider:
+    """What the bench does to one provider's calendar; subclasses speak to one stand-in or server."""
+
+    name = ""
+    has_push = True
+
+    def __init__(self, rng: random.Random, now: datetime) -> None:
+        self.rng, self.now = rng, now
+        self.specs: dict[str, Spec] = {}  # the calendar's events by the provider's id
+        self.meter: StandInMeter | None = None
+
+    def load(self, specs: list[Spec]) -> None:
+        raise NotImplementedError
+
+    def create(self, spec: Spec) -> str:
+        raise NotImplementedError
+
+    def move(self, event_id: str, spec: Spec) -> None:
+        raise NotImplementedError
+
+    def delete(self, event_id: str) -> None:
+        raise NotImplementedError
+
+    def connect(self, resource):
+        raise NotImplementedError
+
+    def expected(self) -> dict[str, tuple[datetime, datetime]]:
+        """The busy time the provider's current events should give, read back from the provider."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        pass
+
+
+class Google(Provider):
+    name = "Google Calendar"
+
+    def __init__(self, rng, now) -> None:
+        from config.standins.google_calendar import GoogleCalendarStandIn
+
+        super().__init__(rng, now)
+        self.standin = GoogleCalendarStandIn.start(default_email=STAFF_EMAIL)
+        self.standin.add_account(STAFF_EMAIL, time_zone=LOCATION_ZONE)
+        self.meter = StandInMeter(self.standin)
+        self.settings = {
+            "GOOGLE_CLIENT_ID": GOOGLE_CLIENT,
+            "GOOGLE_CLIENT_SECRET": "secret",
+            "GOOGLE_AUTH_URI": self.standin.auth_uri,
+            "GOOGLE_TOKEN_URI": self.standin.token_uri,
+            "GOOGLE_CALENDAR_API_ENDPOINT": self.standin.api_endpoint,
+        }
+
+    def load(self, specs: list[Spec]) -> None:
+        for spec in specs:
+            self.create(spec)
+
+    def create(self, spec: Spec) -> str:
+        extra = {} if spec.busy else {"transparency": "transparent"}
+        event = self.standin.create_event(
+            STAFF_EMAIL, start=spec.start, end=spec.end, summary=spec.summary, **extra
+        )
+        self.specs[event["id"]] = spec
+        return event["id"]
+
+    def move(self, event_id: str, spec: Spec) -> None:
+        self.standin.move_event(STAFF_EMAIL, event_id, start=spec.start, end=spec.end)
+        self.specs[event_id] = spec
+
+    def delete(self, event_id: str) -> None:
+        self.standin.delete_event(STAFF_EMAIL, event_id)
+        del self.specs[event_id]
+
+    def connect(self, resource):
+        from calendarsync.services import connection_create
+
+        tokens = self.standin.issue_tokens(STAFF_EMAIL, client_id=GOOGLE_CLIENT)
+        credentials = {
+            "token": tokens["access_token"],
+            "refresh_token": tokens["refresh_token"],
+            "account": STAFF_EMAIL,
+        }
+        return connection_create(
+            resource=resource,
+            provider="google",
+            mode="read_only",
+            credentials=credentials,
+            account=STAFF_EMAIL,
+            now=self.now,
+        )
+
+    def expected(self) -> dict[str, tuple[datetime, datetime]]:
+        wanted = {}
+        for event in self.standin.events(STAFF_EMAIL):
+            if event.get("transparency") == "transparent":
+                continue
+            if "date" in event["start"]:
+                zone = ZoneInfo(LOCATION_ZONE)
+                days = [date.fromisoformat(event[k]["date"]) for k in ("start", "end")]
+                wanted[event["id"]] = tuple(datetime.combine(d, time(), zone) for d in days)
+            else:
+                wanted[event["id"]] = tuple(
+                    datetime.fromisoformat(event[k]["dateTime"]) for k in ("start", "end")
+                )
+        return wanted
+
+    def stop(self) -> None:
+        self.standin.stop()
+
+
+class Microsoft(Provider):
+    name = "Microsoft Graph"
+
+    def __init__(self, rng, now) -> None:
+        from config.standins.microsoft import MicrosoftStandIn
+
+        super().__init__(rng, now)
+        self.standin = MicrosoftStandIn.start(default_email=STAFF_EMAIL)
+        self.meter = StandInMeter(self.standin)
+        self.settings = {
+            "MICROSOFT_CLIENT_ID": "booking-app",
+            "MICROSOFT_CLIENT_SECRET": "client-secret",
+            "MICROSOFT_AUTHORITY": self.standin.authority,
+            "MICROSOFT_GRAPH_BASE": self.standin.graph_base,
+            "MICROSOFT_CA_BUNDLE": self.standin.ca_cert,
+        }
+
+    def load(self, specs: list[Spec]) -> None:
+        for spec in specs:
+            self.create(spec)
+
+    def create(self, spec: Spec) -> str:
+        event = self.standin.create_event(
+            STAFF_EMAIL,
+            start=spec.start,
+            end=spec.end,
+            subject=spec.summary,
+            show_as="busy" if spec.busy else "free",
+        )
+        self.specs[event["id"]] = spec
+        return event["id"]
+
+    def move(self, event_id: str, spec: Spec) -> None:
+        self.standin.move_event(STAFF_EMAIL, event_id, start=spec.start, end=spec.end)
+        self.specs[event_id] = spec
+
+    def delete(self, event_id: str) -> None:
+        self.standin.delete_event(STAFF_EMAIL, event_id)
+        del self.specs[event_id]
+
+    def connect(self, resource):
+        from calendarsync.providers.microsoft import auth_flow_finish, auth_flow_start
+        from calendarsync.services import connection_create
+
+        flow = auth_flow_start(redirect_uri="http://127.0.0.1/calendar/oauth/callback/")
+        credentials = auth_flow_finish(flow=flow, query=self.standin.authorization_response(flow["auth_uri"]))
+        return connection_create(
+            resource=resource,
+            provider="microsoft",
+            mode="read_only",
+            credentials=credentials,
+            account=credentials["account"],
+            now=self.now,
+        )
+
+    def expected(self) -> dict[str, tuple[datetime, datetime]]:
+        wanted = {}
+        for event in self.standin.events(STAFF_EMAIL):
+            if event.get("showAs") == "free":
+                continue
+            if event.get("isAllDay"):
+                zone = ZoneInfo(LOCATION_ZONE)
+                days = [date.fromisoformat(event[k]["dateTime"][:10]) for k in ("start", "end")]
+                wanted[event["id"]] = tuple(datetime.combine(d, time(), zone) for d in days)
+            else:
+                wanted[event["id"]] = tuple(
+                    datetime.fromisoformat(event[k]["dateTime"]).replace(
+                        tzinfo=ZoneInfo(event[k]["timeZone"])
+                    )
+                    for k in ("start", "end")
+                )
+        return wanted
+
+    def stop(self) -> None:
+        self.standin.stop()
+
+
+class CalDAV(Provider):
+    name = "CalDAV (Radicale)"
+    has_push = False
+    USER = "camille"
+
+    def __init__(self, rng, now) -> None:
+        import caldav
+        import requests
+
+        from tests.calendarsync.radicale_server import radicale
+
+        super().__init__(rng, now)
+        self.settings = {}
+        self._server_context = radicale()
+        self.server = self._server_context.__enter__()
+        client = caldav.DAVClient(url=self.server.url, username=self.USER, password=CALDAV_PASSWORD)
+        self.calendar_url = str(client.principal().make_calendar(name="Work").url)
+        self.http = requests.Session()
+        self.http.auth = (self.USER, CALDAV_PASSWORD)
+        self.path = urllib.parse.urlsplit(self.calendar_url).path
+
+    def _vcalendar(self, items: list[tuple[str, Spec]]) -> bytes:
+        import icalendar
+
+        ical = icalendar.Calendar()
+        ical.add("prodid", "-//bench//calendarsync//EN")
+        ical.add("version", "2.0")
+        for uid, spec in items:
+            vevent = icalendar.Event()
+            vevent.add("uid", uid)
+            vevent.add("dtstamp", datetime.now(tz=UTC))
+            vevent.add("dtstart", spec.start)
+            vevent.add("dtend", spec.end)
+            vevent.add("summary", spec.summary)
+            if not spec.busy:
+                vevent.add("transp", "TRANSPARENT")
+            ical.add_component(vevent)
+        ical.add_missing_timezones()
+        return ical.to_ical()
+
+    def _put(self, uid: str, spec: Spec) -> None:
+        answer = self.http.put(
+            f"{self.calendar_url}{uid}.ics",
+            data=self._vcalendar([(uid, spec)]),
+            headers={"Content-Type": "text/calendar; charset=utf-8"},
+        )
+        answer.raise_for_status()
+
+    def load(self, specs: list[Spec]) -> None:
+        # One PUT of the whole collection (as a calendar import does): Radicale stores one object per
+        # UID, named <uid>.ics, in seconds; 5,000 single PUTs would take most of an hour.
+        items = [(f"ev{n}", spec) for n, spec in enumerate(specs)]
+        answer = self.http.put(
+            self.calendar_url,
+            data=self._vcalendar(items),
+            headers={"Content-Type": "text/calendar; charset=utf-8"},
+        )
+        answer.raise_for_status()
+        self.specs.update({f"{self.path}{uid}.ics": spec for uid, spec in items})
+
+    def create(self, spec: Spec) -> str:
+        uid = uuid.uuid4().hex
+        self._put(uid, spec)
+        self.specs[f"{self.path}{uid}.ics"] = spec
+        return f"{self.path}{uid}.ics"
+
+    def move(self, event_id: str, spec: Spec) -> None:
+        self._put(event_id.rsplit("/", 1)[1].removesuffix(".ics"), spec)
+        self.specs[event_id] = spec
+
+    def delete(self, event_id: str) -> None:
+        self.http.delete(f"{self.calendar_url}{event_id.rsplit('/', 1)[1]}").raise_for_status()
+        del self.specs[event_id]
+
+    def connect(self, resource):
+        from calendarsync.services import connection_create
+
+        return connection_create(
+            resource=resource,
+            provider="caldav",
+            mode="read_only",
+            calendar_id=self.calendar_url,
+            credentials={
+                "url": self.server.url,
+                "username": self.USER,
+                "password": CALDAV_PASSWORD,
+                "account": self.USER,
+            },
+            account=self.USER,
+            now=self.now,
+        )
+
+    def expected(self) -> dict[str, tuple[datetime, datetime]]:
+        # Radicale is a real server with no control API: the bench's own record of what it put there.
+        return {k: block for k, spec in self.specs.items() if (block := expected_block(spec))}
+
+    def stop(self) -> None:
+        self._server_context.__exit__(None, None, None)
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def own_redis_database(url: str) -> str:
+    """The same Redis, database BENCH_REDIS_DB (config.env is not imported before Django's setup: it
+    reads the environment once)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "unix":
+        query = {**dict(urllib.parse.parse_qsl(parts.query)), "db": str(BENCH_REDIS_DB)}
+        return f"unix://{parts.path}?{urllib.parse.urlencode(query)}"
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_REDIS_DB}", parts.query, ""))
+
+
+def build(now: datetime):
+    from django.db import connection
+
+    from calendarsync.models import CalendarConnection, CalendarEvent
+    from core.audit.models import TimelineEntry
+    from core.outbox.models import OutboxMessage
+    from inventory.models import BusyBlock, Location, Resource
+
+    models = [CalendarEvent, CalendarConnection, BusyBlock, OutboxMessage, TimelineEntry, Resource, Location]
+    with connection.cursor() as cursor:  # start from nothing: the bench owns this database
+        cursor.execute(f"TRUNCATE {', '.join(m._meta.db_table for m in models)} CASCADE")
+    return Location.objects.create(
+        name="Atelier Rivoli",
+        slug="atelier-rivoli",
+        address_line1="1 rue de Rivoli",
+        city="Paris",
+        country="FR",
+        time_zone=LOCATION_ZONE,
+    )
+
+
+def staff_member(location, name: str, now: datetime):
+    from inventory.models import Resource
+    from inventory.services import resource_save
+
+    return resource_save(
+        resource=Resource(location=location, name=name, kind="staff", email=STAFF_EMAIL), now=now
+    )
+
+
+def run_provider(provider: Provider, location, args, receiver: PushReceiver) -> list[str]:
+    from django.test import override_settings
+
+    from calendarsync.services import connection_disconnect
+    from inventory.models import BusyBlock
+
+    rng, now = provider.rng, provider.now
+    events = args.caldav_events if isinstance(provider, CalDAV) else args.events
+    changes = args.changes
+    pushes = args.caldav_pushes if isinstance(provider, CalDAV) else args.pushes
+    lines = [f"## {provider.name}"]
+    if events != args.events:
+        lines.append(f"   (reduced: {events:,} events instead of {args.events:,}; see the docstring)")
+    started = clock.perf_counter()
+    provider.load([plan_event(rng, now, n) for n in range(events)])
+    all_day = sum(s.all_day for s in provider.specs.values())
+    free = sum(not s.busy for s in provider.specs.values())
+    lines.append(
+        f"   calendar: {len(provider.specs):,} events over the next year ({all_day} all-day, {free} free/"
+        f"transparent, written in {len(ZONES)} zones), put in in {clock.perf_counter() - started:.1f} s"
+    )
+    with override_settings(SITE_URL=receiver.url, **provider.settings):
+        person = staff_member(location, f"{provider.name} staff", now)
+        conn = provider.connect(person)
+
+        # 1. the initial import
+        first = measured_sync(conn.pk, provider.meter, profile=args.profile)
+        replica = None
+        if not args.no_replica:
+            twin = provider.connect(staff_member(location, f"{provider.name} twin", now))
+            replica = measured_sync(twin.pk, provider.meter, trace=True)
+            connection_disconnect(connection=twin, now=now)
+        in_process = provider.meter is not None
+        lines += import_lines(f"initial import ({events:,})", events, first, replica, in_process)
+        lines.append(f"{'':<30}consistent: {check(conn.source, provider.expected())}")
+
+        # 2. nothing changed, then --changes changes
+        empty = [measured_sync(conn.pk, provider.meter) for _ in range(EMPTY_SYNC_RUNS)]
+        lines.append(
+            f"{'sync, nothing changed':<30}{statistics.median(m.wall for m in empty) * 1000:7.0f} ms median "
+            f"of {EMPTY_SYNC_RUNS}   {empty[-1].queries} queries"
+            + (f", {empty[-1].requests} HTTP requests" if in_process else "")
+        )
+        ids = list(provider.specs)
+        rng.shuffle(ids)
+        n_moved, n_deleted = round(changes * 0.4), round(changes * 0.3)
+        n_new = changes - n_moved - n_deleted
+        started = clock.perf_counter()
+        for event_id in ids[:n_moved]:
+            provider.move(event_id, moved(provider.specs[event_id], rng, now))
+        for event_id in ids[n_moved : n_moved + n_deleted]:
+            provider.delete(event_id)
+        for n in range(n_new):
+            provider.create(plan_event(rng, now, events + n))
+        made = clock.perf_counter() - started
+        receiver.drain()
+        incremental = measured_sync(conn.pk, provider.meter)
+        lines += change_lines(
+            f"{changes} changes ({n_moved}/{n_deleted}/{n_new})",
+            incremental,
+            check(conn.source, provider.expected()),
+            in_process,
+        )
+        lines[-2] += f"   (made in {made:.1f} s)"
+
+        # 3. one change, then the sync that brings it
+        delivered, synced, served, total = [], [], [], []
+        for n in range(pushes):
+            receiver.drain()
+            spec = plan_event(rng, now, 900_000 + n, within_days=7)
+            spec.busy = True
+            t0 = clock.perf_counter()
+            event_id = provider.create(spec)
+            # CalDAV has no push: the sync follows the change at once (in life, at the next sweep).
+            t1 = receiver.arrivals.get(timeout=PUSH_TIMEOUT_S) if provider.has_push else clock.perf_counter()
+            m = measured_sync(conn.pk, provider.meter)
+            t2 = t1 + m.wall
+            if not BusyBlock.objects.filter(source=conn.source, external_id=event_id[:255]).exists():
+                lines.append(f"   !! push {n}: the new event is not busy time after the sync")
+            delivered.append(t1 - t0)
+            synced.append(m.wall)
+            served.append(m.served)
+            total.append(t2 - t0)
+        if provider.has_push:
+            lines.append(f"{f'push -> sync ({pushes}x)':<30}{quantiles(total)}   (whole)")
+            lines.append(f"{'':<30}{quantiles(delivered)}   (create -> notification received)")
+            lines.append(f"{'':<30}{quantiles(synced)}   (calendar_sync)")
+            lines.append(f"{'':<30}{quantiles(served)}   (of it, the in-process stand-in answering)")
+        else:
+            lines.append(f"{f'change -> sync ({pushes}x)':<30}{quantiles(total)}   (PUT on the phone + sync)")
+            lines.append(f"{'':<30}{quantiles(synced)}   (calendar_sync; no push: waits for the sweep)")
+        lines.append(f"{'':<30}consistent: {check(conn.source, provider.expected())}")
+    if first.profile:
+        lines += ["", f"# profile of the initial import ({provider.name}), top 30 by cumulative time:"]
+        lines += first.profile.splitlines()
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--changes", type=int, default=100)
+    parser.add_argument("--pushes", type=int, default=50)
+    parser.add_argument("--caldav-events", type=int, default=1000)
+    parser.add_argument("--caldav-pushes", type=int, default=10)
+    parser.add_argument("--no-caldav", action="store_true")
+    parser.add_argument("--only", choices=["google", "microsoft", "caldav"])
+    parser.add_argument("--no-replica", action="store_true", help="skip the traced second import")
+    parser.add_argument("--profile", action="store_true", help="cProfile each initial import")
+    parser.add_argument("--seed", type=int, default=9)
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()
+    from config.devstack import Services
+
+    # Own Redis database: connection_create queues a Celery sync, and another database's worker must
+    # not take it. The bench runs every sync itself, so the queued task is dropped as well.
+    os.environ["REDIS_URL"] = own_redis_database(Services().environment()["REDIS_URL"])
+    setup_django(BENCH_DB)
+
+    from django.urls import reverse
+
+    from calendarsync.providers import caldav, google, microsoft  # noqa: F401 - warm, as in a worker
+    from calendarsync.tasks import calendar_sync_task
+
+    reverse("calendarsync:push_google")  # the URLconf, loaded once per worker process
+
+    now = datetime.now(tz=UTC)
+    location = build(now)
+    receiver = PushReceiver()
+    print(
+        f"# calendar sync, issue 9; {os.cpu_count()} cores, load average "
+        f"{' '.join(f'{x:.2f}' for x in load_before)} at the start; SITE_URL (push receiver) {receiver.url}"
+    )
+    chosen = [Google, Microsoft] + ([] if args.no_caldav else [CalDAV])
+    if args.only:
+        chosen = [{"google": Google, "microsoft": Microsoft, "caldav": CalDAV}[args.only]]
+    try:
+        with mock.patch.object(calendar_sync_task, "delay"):
+            for index, kind in enumerate(chosen):
+                provider = kind(random.Random(args.seed + index), now)
+                try:
+                    print("\n".join(run_provider(provider, location, args, receiver)), flush=True)
+                finally:
+                    provider.stop()
+    finally:
+        receiver.stop()
+    print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
+
+
+if __name__ == "__main__":
+    main()
