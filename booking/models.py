@@ -88,6 +88,10 @@ class Booking(models.Model):
     updated_at = models.DateTimeField()
 
     class Meta:
+        permissions = [
+            ("view_reports", "Can see the business reports"),
+            ("refund_any_amount", "Can refund more than the front-desk limit"),
+        ]
         indexes = [
             models.Index(
                 fields=["status", "hold_expires_at"],

@@ -129,3 +129,15 @@ def created_and_confirmed(booking, *, now, acting_user=None, actor=None, **data)
             ("booking.confirmed", {"status": booking.status, "reason": "free"}),
         ],
     )
+
+
+def attention_resolved(booking, *, now, acting_user=None, reason: str, note: str) -> None:
+    _record(booking, "booking.attention.resolved", now, acting_user=acting_user, reason=reason, note=note)
+
+
+def confirmation_resent(booking, *, now, acting_user=None, to: str) -> None:
+    _record(booking, "booking.confirmation.resent", now, acting_user=acting_user, to=to)
+
+
+def customer_corrected(booking, *, now, acting_user=None, changes: dict) -> None:
+    _record(booking, "booking.customer.corrected", now, acting_user=acting_user, changes=changes)

@@ -137,6 +137,9 @@ MICROSOFT_AUTHORITY = env_str("MICROSOFT_AUTHORITY", "https://login.microsoftonl
 MICROSOFT_GRAPH_BASE = env_str("MICROSOFT_GRAPH_BASE", "https://graph.microsoft.com/v1.0")
 MICROSOFT_CA_BUNDLE = env_str("MICROSOFT_CA_BUNDLE", "")
 CALENDAR_SYNC_SECONDS = env_int("CALENDAR_SYNC_SECONDS", 300)
+FRONT_DESK_REFUND_LIMIT = env_str("FRONT_DESK_REFUND_LIMIT", "50.00")
+LOGIN_FAILURES_ALLOWED = env_int("LOGIN_FAILURES_ALLOWED", 5)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
 
 # Encrypts stored secrets (calendar tokens, ticket signing keys); derived from SECRET_KEY when empty.
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "")

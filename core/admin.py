@@ -1,8 +1,12 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from core.auth import ThrottledAdminAuthenticationForm
 from core.models import OutboxMessage, TimelineEntry
 from core.outbox.services import outbox_message_retry
+
+# Failed staff sign-ins are throttled (core/auth.py).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 @admin.register(TimelineEntry)

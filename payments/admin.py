@@ -8,21 +8,29 @@ import uuid
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from booking.admin import BookingAdmin
-from booking.models import Booking
+from booking.admin import BookingAdmin, NoteForm, StaffAction
+from booking.models import Booking, BookingStatus
 from core.errors import ApplicationError
 from inventory.admin import OfferingAdmin
 from inventory.models import Offering
 from payments.models import Payment, PaymentPlan, Refund, WebhookEvent
 from payments.money import money
-from payments.services import payment_refund
+from payments.selectors import live_payment
+from payments.services import (
+    authorization_capture,
+    authorization_release,
+    no_show_record,
+    payment_refund,
+)
 
 
 class PaymentPlanInline(admin.StackedInline):
@@ -94,6 +102,77 @@ class RefundForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
 
 
+class CaptureForm(forms.Form):
+    amount = forms.DecimalField(
+        min_value=Decimal("0.01"),
+        decimal_places=2,
+        required=False,
+        label="Amount to take",
+        help_text="Empty: all that was authorised. Less: the rest is released to the card.",
+    )
+
+    def __init__(self, data=None, *, booking, now):
+        super().__init__(data)
+
+
+def _authorised(booking) -> bool:
+    payment = live_payment(booking=booking, purposes=(Payment.Purpose.AUTHORIZATION,))
+    return payment is not None and payment.status == Payment.Status.AUTHORIZED
+
+
+def _capture(booking, data, request, now) -> str:
+    payment = authorization_capture(booking=booking, now=now, amount=data["amount"], acting_user=request.user)
+    taken = money(payment.amount_received, payment.currency) if payment else "it"
+    return f"Captured {taken}; the rest of the authorisation, if any, is released."
+
+
+def _release(booking, data, request, now) -> str:
+    authorization_release(booking=booking, now=now, acting_user=request.user)
+    return "Released: nothing is taken from the card."
+
+
+def _no_show(booking, data, request, now) -> str:
+    payment = no_show_record(booking=booking, now=now, acting_user=request.user)
+    if payment is None:
+        return "Marked as a no-show (this offering has no no-show fee)."
+    return f"Marked as a no-show; fee {payment.get_status_display().lower()}."
+
+
+PAYMENT_ACTIONS = [
+    StaffAction(
+        "capture",
+        "Capture the card authorisation…",
+        "payments.change_payment",
+        CaptureForm,
+        _capture,
+        _authorised,
+    ),
+    StaffAction(
+        "release",
+        "Release the card authorisation",
+        "payments.change_payment",
+        NoteForm,
+        _release,
+        _authorised,
+        "Cancels the hold on the customer's card; the booking itself is not cancelled.",
+    ),
+    StaffAction(
+        "no-show",  # replaces booking's own: payments also charges the fee
+        "Mark as no-show (and charge the fee)",
+        "booking.change_booking",
+        NoteForm,
+        _no_show,
+        lambda booking: booking.status == BookingStatus.CONFIRMED,
+        "Charges the offering's no-show fee, if it has one, to the card saved at checkout.",
+    ),
+]
+
+
+def _merged(actions, extra):
+    slugs = {a.slug for a in extra}
+    return [a for a in actions if a.slug not in slugs] + list(extra)
+
+
 admin.site.unregister(Booking)
 
 
@@ -110,6 +189,7 @@ class BookingWithPaymentsAdmin(BookingAdmin):
         "needs_attention",
     )
     readonly_fields = [*BookingAdmin.readonly_fields, "refunds", "refund_link"]
+    staff_actions = _merged(BookingAdmin.staff_actions, PAYMENT_ACTIONS)
 
     @admin.display(description="status")
     def status_shown(self, obj):
@@ -152,8 +232,7 @@ class BookingWithPaymentsAdmin(BookingAdmin):
         """Refund part or all of what a booking paid (never more), recorded with Stripe's ids."""
         booking = get_object_or_404(Booking, pk=booking_id)
         if not request.user.has_perm("payments.add_refund"):
-            messages.error(request, "You are not allowed to refund.")
-            return redirect("admin:booking_booking_change", booking_id)
+            raise PermissionDenied("You are not allowed to refund.")
         form = RefundForm(
             request.POST or None,
             initial={
@@ -161,6 +240,14 @@ class BookingWithPaymentsAdmin(BookingAdmin):
                 "amount": booking.amount_paid - booking.amount_refunded,
             },
         )
+        limit = settings.FRONT_DESK_REFUND_LIMIT
+        if (
+            request.method == "POST"
+            and form.is_valid()
+            and form.cleaned_data["amount"] > limit
+            and not request.user.has_perm("booking.refund_any_amount")
+        ):
+            form.add_error("amount", f"You may refund at most {limit} {booking.currency}; ask a manager.")
         if request.method == "POST" and form.is_valid():
             try:
                 payment_refund(

@@ -32,6 +32,7 @@ from booking.services import (
     booking_charge_settle,
     booking_confirm,
     booking_flag_attention,
+    booking_mark_no_show,
     booking_money_update,
     booking_payment_failed,
 )
@@ -884,3 +885,12 @@ def payments_reconcile(*, now: datetime, since: datetime) -> list[PaymentDrift]:
                 )
             )
     return drift
+
+
+def no_show_record(*, booking: Booking, now: datetime, acting_user=None) -> Payment | None:
+    """The customer did not come: mark the booking a no-show and, if its offering has a no-show fee,
+    charge it to the card saved at checkout. Marked even when the card then declines (say so)."""
+    booking = booking_mark_no_show(booking=booking, now=now, acting_user=acting_user)
+    if not payment_terms(booking=booking, now=now).no_show_fee:
+        return None
+    return no_show_fee_charge(booking=booking, now=now, acting_user=acting_user)

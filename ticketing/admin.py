@@ -5,11 +5,13 @@ admin class is registered for those models when it loads (INSTALLED_APPS order),
 another app's additions. Scans and tickets are read-only here: they change through their services.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from booking.admin import StaffAction
 from booking.models import Booking
 from core.errors import ApplicationError
 from inventory.models import Offering, Session
@@ -78,7 +80,37 @@ class TicketInline(admin.TabularInline):
 
 _extend(Offering, TicketPolicyInline)
 _extend(Session, CheckInListInline)
+
+
+class ReplacementForm(forms.Form):
+    ticket = forms.ModelChoiceField(queryset=Ticket.objects.none(), label="Ticket to replace")
+    reason = forms.CharField(max_length=150, label="Why", initial="lost or shared")
+
+    def __init__(self, data=None, *, booking, now):
+        super().__init__(data)
+        self.fields["ticket"].queryset = Ticket.objects.filter(booking=booking, status=Ticket.Status.VALID)
+        self.fields["ticket"].label_from_instance = lambda t: f"{t.code} · {t.holder_name}"
+
+
+def _replace(booking, data, request, now) -> str:
+    ticket = ticket_revoke(ticket=data["ticket"], now=now, reason=data["reason"], acting_user=request.user)
+    return f"Ticket {ticket.code} revoked; its holder gets a new code by email."
+
+
+REPLACEMENT = StaffAction(
+    "replace-ticket",
+    "Issue a replacement ticket…",
+    "ticketing.change_ticket",
+    ReplacementForm,
+    _replace,
+    lambda booking: Ticket.objects.filter(booking=booking, status=Ticket.Status.VALID).exists(),
+    "The old code stops working at the door at once.",
+)
+
 _extend(Booking, TicketInline)
+_booking_admin = type(admin.site.get_model_admin(Booking))
+_booking_admin.staff_actions = [*_booking_admin.staff_actions, REPLACEMENT]
+_booking_admin.search_fields = (*_booking_admin.search_fields, "tickets__code")
 
 
 @admin.register(Ticket)

@@ -3,6 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from core.auth import ThrottledAuthenticationForm
 from ticketing.views import door, tickets
 
 app_name = "ticketing"
@@ -29,7 +30,9 @@ urlpatterns = [
     path(
         "door/login/",
         auth_views.LoginView.as_view(
-            template_name="ticketing/door_login.html", redirect_authenticated_user=True
+            template_name="ticketing/door_login.html",
+            redirect_authenticated_user=True,
+            authentication_form=ThrottledAuthenticationForm,
         ),
         name="door_login",
     ),

@@ -6,6 +6,7 @@ environment says. `config.settings.test` imports this module and adjusts it for 
 reads the database or the network belongs here.
 """
 
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -223,6 +224,11 @@ OUTBOX_SWEEP_SECONDS = env.OUTBOX_SWEEP_SECONDS
 WORKER_HEARTBEAT_MAX_AGE = env.WORKER_HEARTBEAT_MAX_AGE
 # The one periodic schedule. Later features add their entries here, so every timer is in one place.
 CALENDAR_SYNC_SECONDS = env.CALENDAR_SYNC_SECONDS
+# Front-desk staff refund up to this much per refund; managers (booking.refund_any_amount) any amount.
+FRONT_DESK_REFUND_LIMIT = Decimal(env.FRONT_DESK_REFUND_LIMIT)
+# Failed staff sign-ins: this many per user name and address, then a pause (core/auth.py).
+LOGIN_FAILURES_ALLOWED = env.LOGIN_FAILURES_ALLOWED
+LOGIN_LOCKOUT_SECONDS = env.LOGIN_LOCKOUT_SECONDS
 
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {

@@ -11,13 +11,17 @@ import importlib.util
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from core.roles import FRONT_DESK, MANAGER
+
 DEMO_LOGINS = [
-    # (username, password, description)
-    ("admin", "admin", "manager, everything"),
+    # (username, password, role, description)
+    ("admin", "admin", None, "manager, everything"),
+    ("desk", "desk", FRONT_DESK, "front desk: bookings, refunds up to the limit, check-in"),
 ]
 
 
@@ -33,15 +37,19 @@ class Command(BaseCommand):
                 if importlib.util.find_spec(module_name) is None:
                     continue
                 importlib.import_module(module_name).seed(now=now, log=self.stdout.write)
-        for username, password, description in DEMO_LOGINS:
+        for username, password, _, description in DEMO_LOGINS:
             self.stdout.write(f"login: {username} / {password} ({description})")
 
     def _staff_logins(self) -> None:
         User = get_user_model()
-        for username, password, _ in DEMO_LOGINS:
+        for username, password, role, _ in DEMO_LOGINS:
             user, created = User.objects.get_or_create(
-                username=username, defaults={"is_staff": True, "is_superuser": True}
+                username=username, defaults={"is_staff": True, "is_superuser": role is None}
             )
             if created:
                 user.set_password(password)
                 user.save(update_fields=["password"])
+            if role:
+                user.groups.add(Group.objects.get(name=role))
+            else:
+                user.groups.add(Group.objects.get(name=MANAGER))
