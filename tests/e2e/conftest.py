@@ -12,6 +12,7 @@ from the site fails the test, and a failed test leaves a screenshot of the page 
 
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,7 +117,12 @@ def browser(chromium) -> Browser:
 
 @pytest.fixture(autouse=True)
 def site_url(settings, live_server) -> str:
-    """Links in emails point at this test's live server."""
+    """Links in emails point at this test's live server (whose requests are counted, see above)."""
+    global _in_flight
+    server = live_server.thread.httpd
+    if not isinstance(server.get_app(), RequestsInFlight):
+        _in_flight = RequestsInFlight(server.get_app())
+        server.set_app(_in_flight)
     settings.SITE_URL = live_server.url
     return live_server.url
 
@@ -125,23 +131,53 @@ def _test_name(request) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
 
 
-def site_requests_wait_finished(timeout: float = 10.0) -> None:
-    """Wait until no request the closed pages started is still running in the live server.
+class RequestsInFlight:
+    """Wraps the live server's WSGI app to count the requests it is handling.
 
-    A page that polls (the door page every few seconds) can leave a request in flight when its browser
+    A page that polls (the door page every few seconds) can leave a request running when its browser
     context closes; the test's database flush (TRUNCATE) would then deadlock with it, or the request
-    would reach the database after the test, when access is already blocked.
+    would reach the database after the test, when access is blocked. The body is read, and the
+    response closed (Django's request_finished: connections closed), before the request counts as done.
     """
-    deadline = time.monotonic() + timeout
-    with connections["default"].cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
-            )
-            if cursor.fetchone()[0] == 0:
-                return
-            time.sleep(0.05)
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def __call__(self, environ, start_response):
+        with self.changed:
+            self.count += 1
+        try:
+            result = self.app(environ, start_response)
+            try:
+                return list(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        finally:
+            with self.changed:
+                self.count -= 1
+                self.changed.notify_all()
+
+    def wait_idle(self, timeout: float, quiet: float = 0.2) -> None:
+        """Until nothing has run for `quiet` seconds (a request can arrive just after another ends)."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while time.monotonic() < deadline:
+                if self.count == 0 and not self.changed.wait(quiet):
+                    return
+                if self.count:
+                    self.changed.wait(0.05)
+
+
+_in_flight: RequestsInFlight | None = None
+
+
+def site_requests_wait_finished(timeout: float = 10.0) -> None:
+    """Wait until the live server has finished every request the closed pages started."""
+    if _in_flight is not None:
+        _in_flight.wait_idle(timeout)
 
 
 @pytest.fixture
