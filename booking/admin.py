@@ -54,7 +54,9 @@ class StaffAction:
     help: str = ""
 
 
-class NoteForm(forms.Form):
+class ConfirmForm(forms.Form):
+    """Nothing to fill in: the action's page is the "are you sure" step."""
+
     def __init__(self, data=None, *, booking, now):
         super().__init__(data)
 
@@ -209,7 +211,7 @@ BOOKING_ACTIONS = [
         "resend",
         "Resend confirmation and invite",
         "booking.change_booking",
-        NoteForm,
+        ConfirmForm,
         _resend,
         _is(BookingStatus.CONFIRMED),
     ),
@@ -217,7 +219,7 @@ BOOKING_ACTIONS = [
         "no-show",
         "Mark as no-show",
         "booking.change_booking",
-        NoteForm,
+        ConfirmForm,
         _no_show,
         _is(BookingStatus.CONFIRMED),
     ),

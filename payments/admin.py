@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from booking.admin import BookingAdmin, NoteForm, StaffAction
+from booking.admin import BookingAdmin, ConfirmForm, StaffAction
 from booking.models import Booking, BookingStatus
 from core.errors import ApplicationError
 from inventory.admin import OfferingAdmin
@@ -151,7 +151,7 @@ PAYMENT_ACTIONS = [
         "release",
         "Release the card authorisation",
         "payments.change_payment",
-        NoteForm,
+        ConfirmForm,
         _release,
         _authorised,
         "Cancels the hold on the customer's card; the booking itself is not cancelled.",
@@ -160,7 +160,7 @@ PAYMENT_ACTIONS = [
         "no-show",  # replaces booking's own: payments also charges the fee
         "Mark as no-show (and charge the fee)",
         "booking.change_booking",
-        NoteForm,
+        ConfirmForm,
         _no_show,
         lambda booking: booking.status == BookingStatus.CONFIRMED,
         "Charges the offering's no-show fee, if it has one, to the card saved at checkout.",
