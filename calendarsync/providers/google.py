@@ -146,7 +146,8 @@ class GoogleAdapter:
             token_uri=settings.GOOGLE_TOKEN_URI,
             client_id=settings.GOOGLE_CLIENT_ID,
             client_secret=settings.GOOGLE_CLIENT_SECRET,
-            scopes=SCOPES,
+            # Refresh asks for no scopes, so Google keeps those granted: asking for others is refused.
+            scopes=None,
         )
         options = {}
         if settings.GOOGLE_CALENDAR_API_ENDPOINT:

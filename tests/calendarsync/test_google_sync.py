@@ -295,3 +295,16 @@ def test_a_push_from_google_makes_the_new_busy_time_unbookable_within_seconds(
 
     wait_until(lambda: "12:00" not in free_times(salon), timeout=15)  # push -> task -> busy block
     assert BusyBlock.objects.get().summary == "Lunch"
+
+
+def test_an_expired_access_token_is_refreshed_quietly_and_the_new_one_kept(google, salon):
+    google.create_event(STAFF, start=paris(12), end=paris(13), summary="Lunch")
+    connection = connect(google, salon["camille"])
+    old_token = connection.credentials()["token"]
+    google.expire_access_tokens()  # an hour later: Google answers 401 to the old token
+
+    sync(connection)
+
+    connection.refresh_from_db()
+    assert connection.status == "connected" and "12:00" not in free_times(salon)
+    assert connection.credentials()["token"] != old_token  # stored (encrypted) for the next sync
