@@ -125,7 +125,7 @@ def _translate(error: Exception) -> ProviderError:
         return ProviderError(message)
     if isinstance(error, google.auth.exceptions.RefreshError):
         text = str(error)
-        if "invalid_grant" in text or "unauthorized_client" in text:
+        if any(reason in text for reason in ("invalid_grant", "invalid_scope", "unauthorized_client")):
             return GrantRevoked(f"Google no longer accepts this connection: {text}")
         return ProviderUnavailable(f"Google token refresh failed: {text}")
     if isinstance(
