@@ -302,7 +302,8 @@ def checkin_conflicts(*, checkin_list: CheckInList, limit: int = 50) -> list[Sca
     )
 
 
-def _ticket_row(ticket: Ticket, on_list: bool, state: CheckInState | None, unpaid: bool) -> dict[str, Any]:
+def ticket_door_fields(ticket: Ticket) -> dict[str, Any]:
+    """A ticket as the door page shows it, in the manifest and in a scan's answer alike."""
     return {
         "id": ticket.pk,
         "code": ticket.code,
@@ -311,6 +312,12 @@ def _ticket_row(ticket: Ticket, on_list: bool, state: CheckInState | None, unpai
         "zone": ticket.zone.name if ticket.zone_id else "",
         "seat": ticket.seat.label if ticket.seat_id else "",
         "status": ticket.status,
+    }
+
+
+def _ticket_row(ticket: Ticket, on_list: bool, state: CheckInState | None, unpaid: bool) -> dict[str, Any]:
+    return {
+        **ticket_door_fields(ticket),
         "revoked_at": ticket.revoked_at.isoformat() if ticket.revoked_at else None,
         "on_list": on_list,
         "unpaid": unpaid,

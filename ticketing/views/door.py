@@ -34,6 +34,7 @@ from ticketing.selectors import (
     checkin_lists_for_scans,
     checkin_manifest,
     door_lists,
+    ticket_door_fields,
 )
 from ticketing.services import (
     ScanOutcome,
@@ -230,15 +231,7 @@ def _outcome_json(outcome: ScanOutcome, clist: CheckInList) -> dict:
         "wrong_session": None,
     }
     if ticket is not None:
-        data["ticket"] = {
-            "id": ticket.pk,
-            "code": ticket.code,
-            "name": ticket.holder_name,
-            "type": ticket.ticket_type.name if ticket.ticket_type_id else "",
-            "zone": ticket.zone.name if ticket.zone_id else "",
-            "seat": ticket.seat.label if ticket.seat_id else "",
-            "status": ticket.status,
-        }
+        data["ticket"] = ticket_door_fields(ticket)
         if scan.result == Scan.Result.WRONG_SESSION:
             data["wrong_session"] = {
                 "offering": ticket.session.offering.name,
