@@ -1,6 +1,8 @@
 """What every benchmark needs: a scratch database of its own and Django set up against it."""
 
 import os
+import socket
+import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -42,3 +44,74 @@ def percentile(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p))]
+
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / HZ
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU used by the live processes of a process group (gunicorn master and workers, celery)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / HZ
+    return total
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_environment(env: dict[str, str]) -> dict[str, str]:
+    """The environment of the app processes a bench starts: production settings, quiet logs."""
+    return {
+        **os.environ,
+        **env,
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-only-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_COOKIES": "0",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+    }
+
+
+def gunicorn_start(
+    *, port: int, workers: int, threads: int, env: dict[str, str], extra: tuple[str, ...] = ()
+) -> subprocess.Popen:
+    """The app under gunicorn on 127.0.0.1:*port*, in a process group of its own (for CPU accounting)."""
+    return subprocess.Popen(
+        [
+            f"{os.path.dirname(sys.executable)}/gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+            "--keep-alive",
+            "30",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )

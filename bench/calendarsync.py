@@ -50,6 +50,7 @@ import time as clock
 import tracemalloc
 import urllib.parse
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -350,7 +351,7 @@ def quantiles(values: list[float]) -> str:
 # --- the providers --------------------------------------------------------------------------------
 
 
-class Provider:
+class Provider(ABC):
     """What the bench does to one provider's calendar; subclasses speak to one stand-in or server."""
 
     name = ""
@@ -361,27 +362,27 @@ class Provider:
         self.specs: dict[str, Spec] = {}  # the calendar's events by the provider's id
         self.meter: StandInMeter | None = None
 
-    def load(self, specs: list[Spec]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def load(self, specs: list[Spec]) -> None: ...
 
-    def create(self, spec: Spec) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def create(self, spec: Spec) -> str: ...
 
-    def move(self, event_id: str, spec: Spec) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def move(self, event_id: str, spec: Spec) -> None: ...
 
-    def delete(self, event_id: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def delete(self, event_id: str) -> None: ...
 
-    def connect(self, resource):
-        raise NotImplementedError
+    @abstractmethod
+    def connect(self, resource): ...
 
+    @abstractmethod
     def expected(self) -> dict[str, tuple[datetime, datetime]]:
         """The busy time the provider's current events should give, read back from the provider."""
-        raise NotImplementedError
 
-    def stop(self) -> None:
-        pass
+    def stop(self) -> None:  # most providers have nothing to stop
+        return None
 
 
 class Google(Provider):

@@ -30,8 +30,6 @@ import os
 import random
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -40,8 +38,16 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from _common import ROOT, percentile, setup_django
-from flash_sale import HZ, free_port, group_cpu_seconds, machine_busy_seconds
+from _common import (
+    HZ,
+    free_port,
+    group_cpu_seconds,
+    gunicorn_start,
+    machine_busy_seconds,
+    percentile,
+    server_environment,
+    setup_django,
+)
 
 BENCH_DB = "booking_checkin"
 BENCH_REDIS_DB = 11
@@ -522,37 +528,13 @@ def main() -> None:
     setup_seconds = time.perf_counter() - clock
 
     port = free_port()
-    server_env = {
-        **os.environ,
-        **env,
-        "DEBUG": "0",
-        "SECRET_KEY": "bench-only-" + "x" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_COOKIES": "0",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "config.settings.base",
-    }
-    bin_dir = os.path.dirname(sys.executable)
-    server = subprocess.Popen(
-        [
-            f"{bin_dir}/gunicorn",
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--threads",
-            str(args.threads),
-            "--log-level",
-            "warning",
-            "--keep-alive",
-            "30",
-            "--timeout",
-            "120",  # a slow sync is measured, not killed
-        ],
-        cwd=ROOT,
+    server_env = server_environment(env)
+    server = gunicorn_start(
+        port=port,
+        workers=args.workers,
+        threads=args.threads,
         env=server_env,
-        start_new_session=True,
+        extra=("--timeout", "120"),  # a slow sync is measured, not killed
     )
     from ticketing.models import Scan
 

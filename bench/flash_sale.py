@@ -23,40 +23,18 @@ import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from _common import ROOT, percentile, setup_django
+from _common import (
+    ROOT,
+    free_port,
+    group_cpu_seconds,
+    gunicorn_start,
+    machine_busy_seconds,
+    percentile,
+    server_environment,
+    setup_django,
+)
 
 BENCH_DB = "booking_flash"
-
-
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / HZ
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU used by the live processes of a process group (gunicorn master and workers, celery)."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / HZ
-    return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(places: int):
@@ -190,44 +168,14 @@ def main() -> None:
     env = setup_django(BENCH_DB)
     offering, session = prepare(args.places)
     port = free_port()
-    server_env = {
-        **os.environ,
-        **env,
-        "DEBUG": "0",
-        "SECRET_KEY": "bench-only-" + "x" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_COOKIES": "0",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "config.settings.base",
-    }
-    bin_dir = os.path.dirname(sys.executable)
+    server_env = server_environment(env)
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
         cwd=ROOT,
         env=server_env,
         check=True,
     )
-    processes = [
-        subprocess.Popen(
-            [
-                f"{bin_dir}/gunicorn",
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--threads",
-                str(args.threads),
-                "--log-level",
-                "warning",
-                "--keep-alive",
-                "30",
-            ],
-            cwd=ROOT,
-            env=server_env,
-            start_new_session=True,
-        )
-    ]
+    processes = [gunicorn_start(port=port, workers=args.workers, threads=args.threads, env=server_env)]
     if not args.no_celery:
         processes.append(
             subprocess.Popen(
