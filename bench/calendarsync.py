@@ -546,7 +546,7 @@ class CalDAV(Provider):
         import caldav
         import requests
 
-        from tests.calendarsync.radicale_server import radicale
+        from config.standins.radicale import radicale
 
         super().__init__(rng, now)
         self.settings = {}

@@ -444,45 +444,6 @@ def _wait_healthy(url: str, timeout: float) -> dict | None:
     return report
 
 
-class RadicaleServer:
-    """A real CalDAV server (Radicale) on loopback, its calendars kept in `folder`."""
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port(5232)
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = folder / "config"
-        config.write_text(
-            f"[server]\nhosts = 127.0.0.1:{self.port}\n[auth]\ntype = none\n"
-            f"[storage]\nfilesystem_folder = {folder / 'collections'}\n"
-        )
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "radicale", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    @classmethod
-    def start(cls, folder: Path) -> RadicaleServer:
-        server = cls(folder)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
-                return server
-            except OSError:
-                time.sleep(0.2)
-        server.stop()
-        raise RuntimeError("Radicale did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
 class DemoStandIns:
     """Local stand-ins for outside services, used by `make run` where no real ones are configured.
 
@@ -564,7 +525,9 @@ class DemoStandIns:
                     "MICROSOFT_CA_BUNDLE": microsoft.ca_cert,
                 }
             )
-        self.radicale = RadicaleServer.start(LOCAL / "radicale")
+        from config.standins.radicale import Radicale
+
+        self.radicale = Radicale.start(LOCAL / "radicale", port=_free_port(5232))
         self.running.append(self.radicale)
         import caldav
 
@@ -625,7 +588,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  Health:        {base}/healthz  ({health})",
             *([f"  Emails sent:   {base}/staff/mailbox/  (staff login)"] if standins.mailbox else []),
             *(
-                [f"  CalDAV server: {standins.radicale.url}/  (user demo, any password)"]
+                [f"  CalDAV server: {standins.radicale.url}  (user demo, any password)"]
                 if standins.radicale
                 else []
             ),

@@ -12,9 +12,9 @@ from django.urls import reverse
 
 from booking.services import booking_reschedule
 from calendarsync.models import CalendarConnection
+from config.standins.radicale import Radicale, radicale
 from core.outbox.services import outbox_sweep
 from tests.calendarsync.helpers import ALL_DAY, NOW, book, free_times, paris, sync
-from tests.calendarsync.radicale_server import Radicale, radicale
 
 pytestmark = pytest.mark.django_db
 
