@@ -7,11 +7,8 @@ to this booking" includes its tickets, transfers and resale.
 from datetime import datetime
 from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
-
 from booking.models import Booking
-from core.audit.models import TimelineEntry
-from core.audit.services import timeline_entry_record
+from core.audit.services import timeline_entries_record_many, timeline_entry_record
 
 
 def _record(booking: Booking, action: str, now: datetime, actor: str | None = None, **data: Any) -> None:
@@ -121,24 +118,22 @@ def resale_sold(seller, buyer, *, now, listing) -> None:
 
 def checked_in(arrivals: list, *, now) -> None:
     """(ticket, admitting scan) pairs: one entry per person let in, on their booking, in one statement."""
-    if not arrivals:
-        return
-    booking_type = ContentType.objects.get_for_model(Booking)
-    TimelineEntry.objects.bulk_create(
-        TimelineEntry(
-            action="ticketing.checked_in",
-            subject_type=booking_type,
-            subject_id=str(ticket.booking_id),
-            actor=scan.door or "door",
-            data={
-                "code": ticket.code,
-                "holder": ticket.holder_name,
-                "door": scan.door,
-                "at": scan.scanned_at.isoformat(),
-                "offline": scan.offline,
-                "override": scan.override,
-            },
-            created_at=now,
-        )
-        for ticket, scan in arrivals
+    timeline_entries_record_many(
+        entries=[
+            (
+                ticket.booking,
+                "ticketing.checked_in",
+                scan.door or "door",
+                {
+                    "code": ticket.code,
+                    "holder": ticket.holder_name,
+                    "door": scan.door,
+                    "at": scan.scanned_at.isoformat(),
+                    "offline": scan.offline,
+                    "override": scan.override,
+                },
+            )
+            for ticket, scan in arrivals
+        ],
+        now=now,
     )

@@ -53,27 +53,39 @@ def timeline_entries_record(
     actor: str | None = None,
 ) -> list[TimelineEntry]:
     """Record several changes of one subject that happened together (in order), in one statement."""
+    if actor is None:
+        actor = acting_user.get_username() if acting_user is not None else SYSTEM
+    return timeline_entries_record_many(
+        entries=[(subject, action, actor, data) for action, data in entries], now=now, acting_user=acting_user
+    )
+
+
+def timeline_entries_record_many(
+    *,
+    entries: list[tuple[models.Model, str, str, dict[str, Any]]],
+    now: datetime,
+    acting_user: AbstractBaseUser | None = None,
+) -> list[TimelineEntry]:
+    """Record (subject, action, actor, data) entries of several subjects (a door letting a crowd in),
+    in one statement, inside the caller's transaction."""
     require_atomic("timeline_entries_record")
-    for action, _ in entries:
+    for subject, action, _, _ in entries:
         if not _action_re.match(action):
             raise ValueError(
                 f"Timeline action {action!r} must be dotted and lowercase, e.g. 'booking.confirmed'."
             )
-    if subject.pk is None:
-        raise ValueError("A timeline entry needs a saved subject.")
-    if actor is None:
-        actor = acting_user.get_username() if acting_user is not None else SYSTEM
-    subject_type = ContentType.objects.get_for_model(subject, for_concrete_model=True)
+        if subject.pk is None:
+            raise ValueError("A timeline entry needs a saved subject.")
     user = acting_user if acting_user is not None and acting_user.is_authenticated else None
     return TimelineEntry.objects.bulk_create(
         TimelineEntry(
             action=action,
-            subject_type=subject_type,
+            subject_type=ContentType.objects.get_for_model(subject, for_concrete_model=True),
             subject_id=str(subject.pk),
             acting_user=user,
-            actor=actor,
+            actor=actor or SYSTEM,
             data=data,
             created_at=now,
         )
-        for action, data in entries
+        for subject, action, actor, data in entries
     )
