@@ -32,6 +32,7 @@ from calendarsync.providers.base import (
     ProviderError,
     ProviderUnavailable,
     SyncTokenExpired,
+    our_event_id,
 )
 from core.errors import ApplicationError
 from core.outbox.services import outbox_enqueue
@@ -500,8 +501,6 @@ def calendar_booking_push(*, booking_id: int, now: datetime) -> int:
 
 
 def _push_one(connection, booking: Booking, link: CalendarEvent | None, times, now: datetime) -> int:
-    from calendarsync.providers.google import our_event_id
-
     adapter = adapter_for(connection)
     try:
         if times is None:

@@ -19,6 +19,7 @@ Errors are reduced to four kinds so the sync and push code can act the same for 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -83,6 +84,12 @@ class Changes:
     removed: list[str] = field(default_factory=list)
     token: str = ""
     full: bool = False
+
+
+def our_event_id(seed: str) -> str:
+    """A stable id for the event of `seed` that every provider accepts: a Google event id (base32hex,
+    5–1024 characters), a Graph transactionId, a CalDAV UID and object name."""
+    return "bk" + uuid.uuid5(uuid.NAMESPACE_URL, seed).hex  # hex digits are base32hex digits too
 
 
 @dataclass(frozen=True)

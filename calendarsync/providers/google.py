@@ -11,7 +11,6 @@ import base64
 import datetime as dt
 import json
 import socket
-import uuid
 
 import google.auth.exceptions
 import google_auth_httplib2
@@ -97,11 +96,6 @@ def _id_token_email(id_token: str) -> str:
         return json.loads(base64.urlsafe_b64decode(payload)).get("email", "")
     except (IndexError, ValueError):
         return ""
-
-
-def our_event_id(seed: str) -> str:
-    """A stable Google event id for `seed` (Google accepts base32hex, 5–1024 characters)."""
-    return "bk" + uuid.uuid5(uuid.NAMESPACE_URL, seed).hex  # hex digits are base32hex digits too
 
 
 def _translate(error: Exception) -> ProviderError:

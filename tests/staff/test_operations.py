@@ -27,20 +27,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def now():
-    return timezone.now()
-
-
-@pytest.fixture
-def soon(yoga, now):
-    for key, days in (("session", 3), ("later", 10)):
-        session = yoga[key]
-        session.starts_at, session.ends_at = now + timedelta(days=days), now + timedelta(days=days, hours=1)
-        session.save()
-    return yoga
-
-
-@pytest.fixture
 def manager(client):
     user = get_user_model().objects.create_user("maria", password="pw", is_staff=True)
     user.groups.add(Group.objects.get(name=MANAGER))

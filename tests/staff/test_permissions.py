@@ -16,7 +16,6 @@ import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.utils import timezone
 
 from booking.models import Booking
 from booking.services import booking_flag_attention
@@ -40,21 +39,6 @@ def staff_user(role: str):
     if ROLES[role]:
         user.groups.add(Group.objects.get(name=ROLES[role]))
     return user
-
-
-@pytest.fixture
-def now():
-    return timezone.now()
-
-
-@pytest.fixture
-def soon(yoga, now):
-    """The yoga class in three days, and its later date in ten (somewhere to move to)."""
-    for key, days in (("session", 3), ("later", 10)):
-        session = yoga[key]
-        session.starts_at, session.ends_at = now + timedelta(days=days), now + timedelta(days=days, hours=1)
-        session.save()
-    return yoga
 
 
 def paid_booking(stripe_api, soon, now, *, plan: str | None = None) -> Booking:
