@@ -16,7 +16,7 @@ from config.devstack import LocalRedis
 from config.env import celery_broker_url
 
 # Per-app fixtures, shared by every test package (a payments test books like a booking test does).
-pytest_plugins = ["tests.booking.fixtures", "tests.payments.fixtures"]
+pytest_plugins = ["tests.clock", "tests.booking.fixtures", "tests.payments.fixtures"]
 
 
 def wait_until(predicate: Callable[[], object], *, timeout: float = 15.0, interval: float = 0.05) -> object:

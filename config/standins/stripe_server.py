@@ -75,6 +75,8 @@ from localstripe.resources import (
 )
 from localstripe.webhooks import schedule_webhook
 
+from config.standins.clock import child_environment, follow_caller_clock
+
 DEFAULT_PORT = 12111
 JS_PATH = Path(__file__).with_name("stripe_v3.js")
 ROOT = Path(__file__).resolve().parents[2]
@@ -759,6 +761,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, help="keep data here across restarts (default: a temp dir)")
     parser.add_argument("--fd", type=int, help="serve this inherited, bound socket (used by StripeStandIn)")
     args = parser.parse_args(argv)
+    follow_caller_clock()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     sock = socket.socket(fileno=args.fd) if args.fd is not None else None
@@ -803,6 +806,7 @@ class StripeStandIn:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 pass_fds=(listener.fileno(),),
+                env=child_environment(),  # signs webhooks on the caller's clock, moved or not
             )
             standin = cls(f"http://127.0.0.1:{listener.getsockname()[1]}", data_dir, process)
         try:

@@ -12,10 +12,12 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import stripe
+import time_machine
 
 from config.standins.stripe_server import StripeStandIn, run
 from tests.conftest import wait_until
@@ -415,6 +417,20 @@ def test_a_publishable_key_reaches_only_its_own_intent(client, standin):
     with pytest.raises(urllib.error.HTTPError) as wrong_secret:
         urllib.request.urlopen(f"{standin.url}/v1/payment_intents/{intent.id}?{query}")
     assert wrong_secret.value.code == 404
+
+
+def test_a_stand_in_started_on_a_moved_clock_signs_and_stamps_on_that_clock(tmp_path):
+    new_year = datetime(2029, 12, 31, 23, 59, tzinfo=UTC)
+    with time_machine.travel(new_year, tick=True), StripeStandIn.start(tmp_path) as server:
+        site = ShopSite(server.url)
+        server.register_webhook(f"{site.url}/webhooks/stripe", WEBHOOK_SECRET)
+        client = stripe.StripeClient("sk_test_standin", base_addresses={"api": server.url})
+        intent = client.v1.payment_intents.create({"amount": 1200, "currency": "eur"})
+        client.v1.payment_intents.cancel(intent.id)
+        event = site.event("payment_intent.canceled", intent.id)  # its signature is checked on our clock
+        site.stop()
+    assert abs(intent.created - new_year.timestamp()) < 60
+    assert abs(event.created - new_year.timestamp()) < 60
 
 
 def test_each_stand_in_keeps_its_own_data_and_can_be_reset(client, tmp_path):
