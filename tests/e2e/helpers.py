@@ -1,7 +1,10 @@
 """What browser tests do often: pay by card, deliver the outbox, read emails, audit a page's accessibility."""
 
+import contextlib
 import json
 import re
+import uuid
+from collections.abc import Iterator
 from email.message import EmailMessage
 
 from django.utils import timezone
@@ -13,6 +16,31 @@ from tests.conftest import wait_until
 GOOD_CARD = "4242 4242 4242 4242"
 DECLINED_CARD = "4000 0000 0000 0002"
 CONTROLS = "input:not([type=hidden]), select, textarea, button"
+
+
+_SWAP_WATCH = """([token, path]) => {
+  window.__htmxSwaps = window.__htmxSwaps || {};
+  window.__htmxSwaps[token] = false;
+  document.addEventListener("htmx:afterSettle", function seen(event) {
+    if (event.detail.requestConfig && event.detail.requestConfig.path === path) {
+      window.__htmxSwaps[token] = true;
+      document.removeEventListener("htmx:afterSettle", seen);
+    }
+  });
+}"""
+
+
+@contextlib.contextmanager
+def htmx_swap(page: Page, path: str) -> Iterator[None]:
+    """On leaving the block, wait until htmx has swapped in (and settled) its answer to the request for
+    `path` that the block triggered: the new content, not whatever was on the page a moment before.
+
+    Other swaps meanwhile (the free times refresh themselves every 10 s) do not count.
+    """
+    token = uuid.uuid4().hex
+    page.evaluate(_SWAP_WATCH, [token, path])
+    yield
+    page.wait_for_function("(token) => window.__htmxSwaps[token] === true", arg=token)
 
 
 def deliver_outbox() -> int:
