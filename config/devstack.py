@@ -562,6 +562,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
+    # SIGINT explicitly too: a shell without job control starts background commands with SIGINT
+    # ignored, Python then installs no Ctrl-C handler of its own, and the stack could not be stopped
+    # by the SIGINT that CI, scripts and the tests send.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         standins.configure(env)
