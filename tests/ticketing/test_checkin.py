@@ -301,7 +301,22 @@ def test_two_doors_scanning_the_same_ticket_at_the_same_moment_admit_it_once(nig
 
 
 def test_negative_control_without_the_ticket_lock_both_doors_let_the_ticket_in(night, monkeypatch):
-    monkeypatch.setattr(services, "lock_tickets", lambda **kwargs: time.sleep(WINDOW))
+    """Without the lock nothing stops the second door reading "not in yet" before the first writes.
+
+    Each door waits, after reading the ticket's scans, until the other has read them too: the
+    overlap the lock prevents, made certain instead of left to a pause that a busy machine can
+    outlast (a door descheduled past the other's commit reads its scan and says "already in").
+    """
+    both_have_read = threading.Barrier(2, timeout=10)
+    read = services._stored_scans
+
+    def read_then_wait_for_the_other_door(*args, **kwargs):
+        found = read(*args, **kwargs)
+        both_have_read.wait()
+        return found
+
+    monkeypatch.setattr(services, "lock_tickets", lambda **kwargs: None)
+    monkeypatch.setattr(services, "_stored_scans", read_then_wait_for_the_other_door)
     assert race_two_doors(night["list"], night["ana"].payload, night["doors_open"]) == ["valid", "valid"]
 
 
