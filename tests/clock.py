@@ -70,3 +70,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 _traveller = pytest.StashKey[time_machine.travel]()
+
+
+def browser_clock_follow(context) -> None:
+    """Give a Playwright browser context this process's clock when a test or `--now` moved it.
+
+    Chromium reads the machine's clock; the page scripts (the checkout countdown, the customer's own
+    time beside the venue's, the door app's scan times) would otherwise live in another year than
+    the server that rendered them. Time flows on in the page from there, at the real rate.
+    """
+    if time_machine.escape_hatch.is_travelling():
+        context.clock.set_system_time(datetime.now(UTC))

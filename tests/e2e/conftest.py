@@ -22,6 +22,7 @@ from django.db import connections
 from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.clock import browser_clock_follow
 from tests.e2e.business import Business, business_build
 
 CHROMIUM = "/usr/bin/chromium"
@@ -200,6 +201,7 @@ def open_page(browser, live_server, request) -> Iterator[Callable[..., Page]]:
             base_url=live_server.url, timezone_id=timezone_id, locale="en-GB", **options
         )
         context.set_default_timeout(TIMEOUT_MS)
+        browser_clock_follow(context)
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: problems.append(f"script error on {page.url}: {error}"))

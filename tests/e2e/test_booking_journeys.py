@@ -57,6 +57,9 @@ def test_search_book_and_pay_for_an_appointment_then_get_the_confirmation_and_in
     page.wait_for_url(re.compile(r"/pay/[^/]+/$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Complete your booking")
     expect(page.get_by_role("button", name="Pay 48.00 GBP")).to_be_visible()
+    held = Booking.objects.get(customer__email="ada@example.com")
+    left = int((held.hold_expires_at - timezone.now()).total_seconds() // 60)  # the page counts by its clock
+    expect(page.locator(".countdown")).to_have_text(re.compile(rf"^({left}|{left - 1}):[0-5]\d$"))
     shot(page, "4-checkout")
     pay_by_card(page, GOOD_CARD)
     expect_confirmed_after_payment(page)

@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect
 from booking.services import booking_cancel
 from inventory.models import Session
 from tests.booking.helpers import someone
+from tests.clock import browser_clock_follow
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE, VENUE_ZONE, site_requests_wait_finished
 from tests.e2e.helpers import accessibility_problems, controls_cut_off, horizontal_overflow
 from tests.ticketing.helpers import adults, door_list, paid_tickets, standing
@@ -427,6 +428,7 @@ def test_the_camera_reads_a_qr_code_once_while_it_stays_in_view(
         permissions=["camera"],
     )
     context.set_default_timeout(15_000)
+    browser_clock_follow(context)
     context.add_init_script("delete window.BarcodeDetector")  # where Chromium has one: test the fallback
     page = context.new_page()
     problems: list[str] = []

@@ -20,6 +20,7 @@ import stripe
 import time_machine
 
 from config.standins.stripe_server import StripeStandIn, run
+from tests.clock import browser_clock_follow
 from tests.conftest import wait_until
 
 WEBHOOK_SECRET = "whsec_standin_tests"
@@ -479,6 +480,7 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser) -> Iterator[object]:
     context = browser.new_context()
+    browser_clock_follow(context)
     yield context.new_page()
     context.close()
 
