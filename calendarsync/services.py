@@ -419,6 +419,7 @@ def connection_watch_renew(*, connection_id: int, now: datetime) -> bool:
             channel_id=f"calendar-{connection.pk}-{secrets.token_hex(8)}",
             token=token,
             ttl=PUSH_TTL,
+            now=now,
         )
     except ProviderError as error:
         log.warning("calendar %s: push channel not opened: %s", connection.pk, error)

@@ -139,8 +139,11 @@ class CalendarAdapter(Protocol):
     def event_delete(self, *, our_id: str, external_id: str = "") -> None:
         """Delete the event; an event already gone is not an error."""
 
-    def watch(self, *, address: str, channel_id: str, token: str, ttl: dt.timedelta) -> PushChannel | None:
-        """Ask the provider to push changes to `address`; None when the provider has no push (CalDAV)."""
+    def watch(
+        self, *, address: str, channel_id: str, token: str, ttl: dt.timedelta, now: dt.datetime
+    ) -> PushChannel | None:
+        """Ask the provider to push changes to `address` for `ttl` from `now` (or as long as it allows);
+        None when the provider has no push (CalDAV)."""
 
     def unwatch(self, channel: PushChannel) -> None:
         """Stop a push channel; one already gone is not an error."""

@@ -228,7 +228,9 @@ class CalDAVAdapter:
 
     # --- push ------------------------------------------------------------------------------------
 
-    def watch(self, *, address: str, channel_id: str, token: str, ttl: dt.timedelta) -> PushChannel | None:
+    def watch(
+        self, *, address: str, channel_id: str, token: str, ttl: dt.timedelta, now: dt.datetime
+    ) -> PushChannel | None:
         return None
 
     def unwatch(self, channel: PushChannel) -> None:

@@ -218,8 +218,10 @@ class GoogleAdapter:
 
     # --- push ------------------------------------------------------------------------------------
 
-    def watch(self, *, address: str, channel_id: str, token: str, ttl: dt.timedelta) -> PushChannel | None:
-        expires = dt.datetime.now(dt.UTC) + ttl
+    def watch(
+        self, *, address: str, channel_id: str, token: str, ttl: dt.timedelta, now: dt.datetime
+    ) -> PushChannel | None:
+        expires = now + ttl
         body = {
             "id": channel_id,
             "type": "web_hook",

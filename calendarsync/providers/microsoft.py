@@ -339,10 +339,12 @@ class MicrosoftAdapter:
 
     # --- push ------------------------------------------------------------------------------------
 
-    def watch(self, *, address: str, channel_id: str, token: str, ttl: dt.timedelta) -> PushChannel | None:
+    def watch(
+        self, *, address: str, channel_id: str, token: str, ttl: dt.timedelta, now: dt.datetime
+    ) -> PushChannel | None:
         """Subscribe `address` to the calendar's changes (Graph names the subscription: `channel_id` is
         unused). Graph first checks that `address` echoes a validation token."""
-        expires_at = _now() + min(ttl, SUBSCRIPTION_MAX)
+        expires_at = now + min(ttl, SUBSCRIPTION_MAX)
         # The default calendar: every calendar of the mailbox, which costs a few extra syncs, misses none.
         resource = f"me/calendars/{self.calendar_id}/events" if self.calendar_id else "me/events"
         body = {

@@ -132,7 +132,11 @@ def test_account_is_the_user_name_and_there_is_no_push(adapter: CalDAVAdapter) -
     assert adapter.credentials_changed is False
     assert (
         adapter.watch(
-            address="https://example.com/hook", channel_id="c", token="t", ttl=WINDOW[1] - WINDOW[0]
+            address="https://example.com/hook",
+            channel_id="c",
+            token="t",
+            ttl=WINDOW[1] - WINDOW[0],
+            now=WINDOW[0],
         )
         is None
     )

@@ -326,14 +326,15 @@ def test_a_calendar_that_no_longer_exists_is_a_provider_error(credentials):
 
 
 def test_watch_subscribes_and_changes_reach_us_with_our_secret_until_unwatched(microsoft, adapter, receiver):
+    now = datetime.now(UTC)  # the stand-in checks the expiry against its clock, which is this one
     channel = adapter.watch(
-        address=receiver.url, channel_id="calendar-1", token="s3cret", ttl=timedelta(days=7)
+        address=receiver.url, channel_id="calendar-1", token="s3cret", ttl=timedelta(days=7), now=now
     )
 
     [subscription] = microsoft.subscriptions()
     assert (subscription["id"], subscription["clientState"]) == (channel.id, "s3cret")
     assert (channel.resource_id, channel.token) == (channel.id, "s3cret")
-    assert channel.expires_at <= datetime.now(UTC) + timedelta(minutes=10080)
+    assert channel.expires_at <= now + timedelta(minutes=10080)
     event = microsoft.create_event(STAFF, start=at(9), end=at(10))
     got = receiver.wait_for(lambda got: len(got) == 2)  # the validation handshake, then the change
     notification = json.loads(got[1].body)["value"][0]
