@@ -286,8 +286,9 @@ def test_a_push_from_google_makes_the_new_busy_time_unbookable_within_seconds(
     google, salon, settings, live_server, celery_worker
 ):
     settings.SITE_URL = live_server.url  # where Google is told to push
-    connect(google, salon["camille"])  # the worker's first sync opens the channel
-    wait_until(lambda: google.channels(STAFF), timeout=15)
+    connection = connect(google, salon["camille"])  # the worker's first sync opens the channel
+    # Stored on our side, not only opened at Google: a push before that finds no channel and is refused.
+    wait_until(lambda: CalendarConnection.objects.get(pk=connection.pk).channel_id, timeout=15)
     [channel] = google.channels(STAFF)
     assert channel["address"] == live_server.url + reverse("calendarsync:push_google")
 
