@@ -1,11 +1,48 @@
 """Reads of bookings for pages, emails and other apps."""
 
+from datetime import datetime, timedelta
+
 from django.core import signing
 from django.db.models import QuerySet
 
-from booking.models import Booking, BookingCharge, BookingItem
+from booking.models import SOLD_STATUSES, Booking, BookingCharge, BookingItem
 
 MANAGE_SALT = "booking.manage"
+
+
+def notice_text(delta: timedelta) -> str:
+    """ "2 days", "24 hours", "30 minutes": a notice period as a customer reads it."""
+    hours = delta.total_seconds() / 3600
+    if hours >= 48 and hours % 24 == 0:
+        return f"{int(hours // 24)} days"
+    if hours >= 1:
+        return f"{hours:g} hour{'s' if hours != 1 else ''}"
+    return f"{int(delta.total_seconds() // 60)} minutes"
+
+
+def booking_customer_cancel_refusal(*, booking: Booking, now: datetime) -> str:
+    """Why the customer may not cancel this booking online now, or "" when they may.
+
+    booking_cancel refuses with this very message, and the cancel page says it before offering a button.
+    """
+    policy = booking.offering.cancellation_policy
+    if booking.status in SOLD_STATUSES and (policy is None or not policy.customer_can_cancel):
+        return "This booking cannot be cancelled online. Please contact us."
+    if booking.starts_at <= now:
+        return "This has already started, so it can no longer be cancelled online."
+    return ""
+
+
+def booking_customer_reschedule_refusal(*, booking: Booking, now: datetime) -> str:
+    """Why the customer may not move this booking online now, or "" when they may (booking_reschedule
+    refuses with this message; the page to move it says it first)."""
+    policy = booking.offering.cancellation_policy
+    if policy is None or not policy.customer_can_reschedule:
+        return "This booking cannot be moved online. Please contact us."
+    if booking.starts_at - now < policy.reschedule_min_notice:
+        notice = notice_text(policy.reschedule_min_notice)
+        return f"Bookings can be moved online until {notice} before the start."
+    return ""
 
 
 def booking_manage_token(*, booking: Booking) -> str:

@@ -30,6 +30,11 @@ from booking.models import (
     Customer,
     WaitlistEntry,
 )
+from booking.selectors import (
+    booking_customer_cancel_refusal,
+    booking_customer_reschedule_refusal,
+    notice_text,
+)
 from booking.states import check_transition
 from core.errors import ApplicationError
 from core.hooks import hook_results
@@ -248,15 +253,6 @@ def _local(moment: datetime, offering: Offering) -> str:
     return f"{moment.astimezone(offering.location.tz):%a %d %b %H:%M %Z}"
 
 
-def _notice_text(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    if hours >= 48 and hours % 24 == 0:
-        return f"{int(hours // 24)} days"
-    if hours >= 1:
-        return f"{hours:g} hour{'s' if hours != 1 else ''}"
-    return f"{int(delta.total_seconds() // 60)} minutes"
-
-
 def _check_window(
     *, offering: Offering, starts_at: datetime, sales_open_at, sales_close_at, now: datetime
 ) -> None:
@@ -268,7 +264,7 @@ def _check_window(
     if reason == "sales_closed":
         raise InvalidBooking("Booking for this has closed.")
     if starts_at < now + offering.min_notice:
-        raise InvalidBooking(f"Online booking closes {_notice_text(offering.min_notice)} before the start.")
+        raise InvalidBooking(f"Online booking closes {notice_text(offering.min_notice)} before the start.")
     if starts_at > now + offering.horizon:
         raise InvalidBooking(f"This can be booked at most {offering.horizon.days} days ahead.")
 
@@ -1009,7 +1005,7 @@ def cancellation_quote(*, booking: Booking, now: datetime, paid: Decimal | None 
                 tier.refund_percent,
                 amount,
                 f"{tier.refund_percent}% back when cancelling at least "
-                f"{_notice_text(tier.min_notice)} before.",
+                f"{notice_text(tier.min_notice)} before.",
             )
     return RefundQuote(0, Decimal("0.00"), "It is too close to the start for a refund.")
 
@@ -1032,12 +1028,8 @@ def booking_cancel(
     with service_transaction():
         booking = lock_booking(booking_id=booking.pk)
         check_transition(booking.status, BookingStatus.CANCELLED)
-        policy = booking.offering.cancellation_policy
-        if by_customer:
-            if booking.status in SOLD_STATUSES and (policy is None or not policy.customer_can_cancel):
-                raise NotAllowed("This booking cannot be cancelled online. Please contact us.")
-            if booking.starts_at <= now:
-                raise NotAllowed("This has already started, so it can no longer be cancelled online.")
+        if by_customer and (refusal := booking_customer_cancel_refusal(booking=booking, now=now)):
+            raise NotAllowed(refusal)
         quote = (
             cancellation_quote(booking=booking, now=now)
             if refund
@@ -1100,15 +1092,8 @@ def booking_reschedule(
     :raises InvalidBooking | SoldOut | SlotTaken | SeatTaken: the new time cannot be had.
     """
     offering = booking.offering
-    if by_customer:
-        policy = offering.cancellation_policy
-        if policy is None or not policy.customer_can_reschedule:
-            raise NotAllowed("This booking cannot be moved online. Please contact us.")
-        if booking.starts_at - now < policy.reschedule_min_notice:
-            raise NotAllowed(
-                f"Bookings can be moved online until {_notice_text(policy.reschedule_min_notice)} "
-                "before the start."
-            )
+    if by_customer and (refusal := booking_customer_reschedule_refusal(booking=booking, now=now)):
+        raise NotAllowed(refusal)
     if offering.kind == Offering.Kind.APPOINTMENT:
         if new_starts_at is None:
             raise InvalidBooking("Choose the new time.")

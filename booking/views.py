@@ -22,6 +22,8 @@ from booking.models import Booking
 from booking.notifications import booking_ics, calendar_links
 from booking.selectors import (
     booking_charges_due,
+    booking_customer_cancel_refusal,
+    booking_customer_reschedule_refusal,
     booking_get_by_manage_token,
     booking_items,
     booking_manage_token,
@@ -259,13 +261,13 @@ def booking_cancel_view(request: HttpRequest, token: str) -> HttpResponse:
             )
             messages.success(request, f"Your booking is cancelled.{refund} We have emailed you the details.")
         return SeeOther(reverse("booking:detail", args=[token]))
-    quote = cancellation_quote(booking=booking, now=now)
     return render(
         request,
         "booking/booking_cancel.html",
         {
             "booking": booking,
-            "quote": quote,
+            "refusal": booking_customer_cancel_refusal(booking=booking, now=now),
+            "quote": cancellation_quote(booking=booking, now=now),
             "token": token,
             "zone": booking.offering.location.time_zone,
         },
@@ -298,6 +300,7 @@ def booking_reschedule_view(request: HttpRequest, token: str) -> HttpResponse:
                 request, "Your booking is moved. We have emailed you the new details and calendar invite."
             )
             return SeeOther(reverse("booking:detail", args=[token]))
+    refusal = booking_customer_reschedule_refusal(booking=booking, now=now)
     return render(
         request,
         "booking/booking_reschedule.html",
@@ -305,7 +308,8 @@ def booking_reschedule_view(request: HttpRequest, token: str) -> HttpResponse:
             "booking": booking,
             "token": token,
             "zone": booking.offering.location.time_zone,
-            "options": reschedule_options(booking=booking, now=now),
+            "refusal": refusal,
+            "options": [] if refusal else reschedule_options(booking=booking, now=now),
             "error": error_message,
         },
         status=409 if error_message else 200,

@@ -82,3 +82,33 @@ def test_the_booking_page_offers_the_changes_the_policy_allows(client, paid, yog
     yoga["offering"].cancellation_policy.customer_can_cancel = False
     yoga["offering"].cancellation_policy.save()
     assert "Cancel…" not in client.get(f"{url}/").content.decode()
+
+
+def test_a_booking_that_cannot_be_changed_online_says_so_before_offering_a_button(client, paid, yoga):
+    """An old link (or a policy changed since) leads to the cancel or move page: it says at once that
+    this needs a word with us, instead of a button that only then refuses."""
+    booking, url = paid
+    policy = yoga["offering"].cancellation_policy
+    policy.customer_can_cancel = policy.customer_can_reschedule = False
+    policy.save()
+
+    cancel = client.get(f"{url}/cancel/").content.decode()
+    assert "This booking cannot be cancelled online. Please contact us." in cancel
+    assert booking.reference in cancel and "Back to your booking" in cancel
+    assert "Cancel the booking" not in cancel and "No money is refunded" not in cancel
+
+    move = client.get(f"{url}/reschedule/").content.decode()
+    assert "This booking cannot be moved online. Please contact us." in move
+    assert "Move my booking" not in move and f'value="{yoga["later"].pk}"' not in move
+
+    client.post(f"{url}/cancel/", {"reason": "a form kept open"})  # still refused, changes nothing
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.CONFIRMED
+
+
+def test_the_cancel_page_says_when_the_booking_has_already_started(client, paid, yoga):
+    _, url = paid
+    with time_machine.travel(yoga["session"].starts_at + timedelta(minutes=5), tick=False):
+        page = client.get(f"{url}/cancel/").content.decode()
+    assert "This has already started, so it can no longer be cancelled online." in page
+    assert "Cancel the booking" not in page
