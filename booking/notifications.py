@@ -20,11 +20,11 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import dateformat
-from icalendar import Alarm, Calendar, Event, Timezone, vCalAddress, vText
+from icalendar import Alarm, Calendar, Event, vCalAddress, vText
 
 from booking.models import Booking, BookingStatus
 from booking.selectors import booking_manage_token
+from core.times import machine_moment, venue_time
 from inventory.models import Resource
 
 SUBJECTS: dict[str, str] = {
@@ -75,7 +75,7 @@ def email_extras_provider(func: Callable[[Booking, str, dict], dict[str, Any]]) 
 
 
 def _local(moment: datetime, zone: str) -> str:
-    return dateformat.format(moment.astimezone(zoneinfo.ZoneInfo(zone)), "l j F Y, H:i T")
+    return venue_time(moment, zone, "long")
 
 
 def _customer_time(moment: datetime, customer_zone: str, venue_zone: str) -> str:
@@ -139,21 +139,19 @@ def calendar_links(booking: Booking) -> dict[str, str]:
 
 
 def booking_ics(*, booking: Booking, method: str, now: datetime, attendee_email: str | None = None) -> bytes:
-    """The booking as an iCalendar invite (REQUEST, or CANCEL), in the venue's zone."""
+    """The booking as an iCalendar invite (REQUEST, or CANCEL), its times in UTC."""
     location = booking.offering.location
-    zone = zoneinfo.ZoneInfo(location.time_zone)
     calendar = Calendar()
     calendar.add("prodid", f"-//{settings.BUSINESS_NAME}//Booking//EN")
     calendar.add("version", "2.0")
     calendar.add("method", method)
-    calendar.add_component(Timezone.from_tzid(location.time_zone))
     event = Event()
     domain = urlsplit(settings.SITE_URL).hostname or "localhost"
     event.add("uid", f"booking-{booking.reference}@{domain}")
     event.add("sequence", booking.sequence)
     event.add("dtstamp", now)
-    event.add("dtstart", booking.starts_at.astimezone(zone))
-    event.add("dtend", booking.ends_at.astimezone(zone))
+    event.add("dtstart", machine_moment(booking.starts_at))  # UTC: see core/times.py
+    event.add("dtend", machine_moment(booking.ends_at))
     event.add("summary", booking.offering.name)
     event.add("location", f"{location.name}, {location.address}")
     token = booking_manage_token(booking=booking)
@@ -202,7 +200,7 @@ def email_build(
         "offering": booking.offering,
         "location": location,
         "when": when,
-        "until": booking.ends_at.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%H:%M"),
+        "until": venue_time(booking.ends_at, zone, "time"),
         "customer_when": _customer_time(booking.starts_at, customer_zone, zone),
         "map_url": "https://www.openstreetmap.org/search?query="
         + quote(f"{location.name}, {location.address}"),

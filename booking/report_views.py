@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET
 from booking import reports
 from booking.models import Booking
 from booking.reports import ReportFilters
+from core.times import venue_time
 from inventory.models import Location, Offering
 
 PERMISSION = "booking.view_reports"
@@ -300,7 +301,7 @@ def _occupancy_tables(report: reports.OccupancyReport, group: str, zone) -> tupl
         header=["Session starts", "Offering", "Location", "Sold", "Held", "Capacity", "Occupancy (%)"],
         rows=[
             [
-                f"{s.starts_at.astimezone(zone):%a %-d %b %Y %H:%M}",
+                venue_time(s.starts_at, zone),
                 s.offering,
                 s.location,
                 s.sold,
@@ -374,7 +375,7 @@ def _waitlist_tables(report: reports.WaitlistReport, group: str, zone) -> tuple[
         header=["Session starts", "Offering", "Requests (people)", "Places asked", "Booked", "Still waiting"],
         rows=[
             [
-                f"{s.starts_at.astimezone(zone):%a %-d %b %Y %H:%M}",
+                venue_time(s.starts_at, zone),
                 s.offering,
                 s.requests,
                 s.places,

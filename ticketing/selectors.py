@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,10 +9,10 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, F, Min, Q
 from django.db.models.expressions import RawSQL
-from django.utils import timezone
 
 from booking.models import Booking, BookingStatus
 from core.hooks import hook_results
+from core.times import venue_time
 from inventory.models import Offering, Session
 from ticketing import signing
 from ticketing.models import (
@@ -395,7 +394,6 @@ def checkin_list_summary(*, checkin_list: CheckInList) -> dict[str, Any]:
     session = checkin_list.session
     offering = session.offering
     zone = offering.location.time_zone
-    local = timezone.localtime(session.starts_at, timezone=zoneinfo.ZoneInfo(zone))
     return {
         "id": checkin_list.pk,
         "name": checkin_list.name,
@@ -403,7 +401,7 @@ def checkin_list_summary(*, checkin_list: CheckInList) -> dict[str, Any]:
         "offering": offering.name,
         "starts_at": session.starts_at.isoformat(),
         "ends_at": session.ends_at.isoformat(),
-        "starts_local": local.strftime("%a %d %b, %H:%M ") + local.tzname(),
+        "starts_local": venue_time(session.starts_at, zone, "short"),
         "opens_at": (session.starts_at - checkin_list.opens_before).isoformat(),
         "allow_reentry": checkin_list.allow_reentry,
         "count_exits": checkin_list.count_exits,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import urllib.parse
-import zoneinfo
 
 import caldav
 import icalendar
@@ -36,6 +35,7 @@ from calendarsync.providers.base import (
     PushChannel,
     SyncTokenExpired,
 )
+from core.times import machine_moment
 
 TIMEOUT_S = 20
 OUR_PROPERTY = "X-BOOKING-ID"
@@ -184,13 +184,12 @@ class CalDAVAdapter:
     # --- outbound --------------------------------------------------------------------------------
 
     def event_put(self, event: OutboundEvent, *, external_id: str = "") -> str:
-        zone = zoneinfo.ZoneInfo(event.time_zone)
         vevent = icalendar.Event()
         vevent.add("uid", event.our_id)
         vevent.add(OUR_PROPERTY, event.our_id)
         vevent.add("dtstamp", dt.datetime.now(dt.UTC))
-        vevent.add("dtstart", event.starts_at.astimezone(zone))
-        vevent.add("dtend", event.ends_at.astimezone(zone))
+        vevent.add("dtstart", machine_moment(event.starts_at))  # UTC, as in the invites: core/times.py
+        vevent.add("dtend", machine_moment(event.ends_at))
         vevent.add("summary", event.summary)
         if event.description:
             vevent.add("description", event.description)
@@ -200,7 +199,6 @@ class CalDAVAdapter:
         ical.add("prodid", PRODID)
         ical.add("version", "2.0")
         ical.add_component(vevent)
-        ical.add_missing_timezones()  # a VTIMEZONE for the TZID, which iCalendar requires
         try:
             calendar = self._cal()
             url = calendar.url.join(urllib.parse.quote(event.our_id, safe="") + ".ics")

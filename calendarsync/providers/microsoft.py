@@ -32,6 +32,7 @@ from calendarsync.providers.base import (
     PushChannel,
     SyncTokenExpired,
 )
+from core.times import machine_moment, wall_clock_repeats
 
 # msal adds openid, profile and offline_access itself and refuses them in this list.
 SCOPES = ["Calendars.ReadWrite", "User.Read"]
@@ -414,18 +415,22 @@ def _external(item: dict) -> ExternalEvent:
 
 def _event_body(event: OutboundEvent) -> dict:
     zone_name = event.time_zone or "UTC"
-    zone = ZoneInfo(zone_name)
 
-    def local(moment: dt.datetime) -> dict:
-        # Written in the location's zone so Outlook shows it there, not in UTC.
-        naive = moment.astimezone(zone).replace(tzinfo=None)
-        return {"dateTime": naive.isoformat(timespec="seconds"), "timeZone": zone_name}
+    def graph_time(moment: dt.datetime) -> dict:
+        # Written in the location's zone, so Outlook keeps the salon's zone with the event; but Graph
+        # takes a wall-clock time and reads one that occurs twice as the first, so in the hour the
+        # clocks go back it gets UTC (core/times.py), the one way to name the second occurrence.
+        if wall_clock_repeats(moment, zone_name):
+            moment, zone = machine_moment(moment), "UTC"
+        else:
+            moment, zone = moment.astimezone(ZoneInfo(zone_name)), zone_name
+        return {"dateTime": moment.replace(tzinfo=None).isoformat(timespec="seconds"), "timeZone": zone}
 
     return {
         "subject": event.summary,
         "body": {"contentType": "text", "content": event.description},
-        "start": local(event.starts_at),
-        "end": local(event.ends_at),
+        "start": graph_time(event.starts_at),
+        "end": graph_time(event.ends_at),
         "location": {"displayName": event.location},
         "showAs": "busy",
     }

@@ -4,7 +4,8 @@ import zoneinfo
 from datetime import datetime
 
 from django import template
-from django.utils import dateformat
+
+from core.times import venue_time, wall_clock_repeats, zone_abbreviation
 
 register = template.Library()
 
@@ -35,10 +36,30 @@ def in_zone(value: datetime | None, zone: str) -> datetime | None:
 
 @register.filter
 def local_time(value: datetime | None, zone: str) -> str:
-    """The venue's local date and time with its zone abbreviation, e.g. "Tue 2 Jun 2026, 18:30 BST"."""
+    """The venue's local date and time with its zone abbreviation, e.g. "Tue 2 Jun 2026, 18:30 BST"
+    (and which one it is in the hour the clocks go back: core.times.venue_time)."""
     if value is None:
         return ""
-    return dateformat.format(value.astimezone(zoneinfo.ZoneInfo(zone)), "D j M Y, H:i T")
+    return venue_time(value, zone, "medium")
+
+
+@register.filter
+def short_local_time(value: datetime | None, zone: str) -> str:
+    """ "Sun 31 Oct, 01:00 GMT (the second 01:00, UTC+00:00)": lists, where the year goes without saying."""
+    if value is None:
+        return ""
+    return venue_time(value, zone, "short")
+
+
+@register.filter
+def slot_time(value: datetime, zone: str) -> str:
+    """A time on a day's list: "10:30", and "01:00 BST" / "01:00 GMT" where the clock shows it twice."""
+    local = value.astimezone(zoneinfo.ZoneInfo(zone))
+    return (
+        f"{local:%H:%M} {zone_abbreviation(local)}"
+        if wall_clock_repeats(local, local.tzinfo)
+        else f"{local:%H:%M}"
+    )
 
 
 @register.filter

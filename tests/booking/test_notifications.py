@@ -101,8 +101,7 @@ def test_a_confirmation_carries_everything_needed_and_a_calendar_invite(soon, in
     assert str(event["uid"]).startswith(f"booking-{booking.reference}@")
     assert event["sequence"] == 0
     assert event.decoded("dtstart") == soon["session"].starts_at
-    assert event["dtstart"].params["TZID"] == "Europe/London"
-    assert any(c.name == "VTIMEZONE" and str(c["tzid"]) == "Europe/London" for c in calendar.walk())
+    assert event["dtstart"].to_ical().endswith(b"Z")  # UTC: one instant whatever the clocks do
     assert "ann@example.com" in str(event["attendee"]) and "mailto:" in str(event["organizer"])
     assert list(event.walk("VALARM"))
     assert [p.get_content_type() for p in email.walk()].count("text/calendar") == 2  # inline invite + .ics

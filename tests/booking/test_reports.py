@@ -327,7 +327,7 @@ def test_every_table_downloads_as_csv_with_the_same_numbers(client, shop, settin
     assert ["Mon 1 Jun 2026", "GBP", "128.00", "32.00", "96.00", "0.00"] in revenue
 
     sessions = csv_rows(client.get(URL, {**QUERY, "format": "csv", "table": "sessions"}))
-    assert sessions[1] == ["Tue 2 Jun 2026 18:00", "Yoga", "Studio", "3", "1", "10", "30.0"]
+    assert sessions[1] == ["Tue 2 Jun 2026, 18:00 BST", "Yoga", "Studio", "3", "1", "10", "30.0"]
     occupancy = csv_rows(client.get(URL, {**QUERY, "format": "csv", "table": "occupancy"}))
     assert occupancy[-1] == ["Total", "3", "6", "17", "35.3"]
 
@@ -336,7 +336,7 @@ def test_every_table_downloads_as_csv_with_the_same_numbers(client, shop, settin
     assert resources[-1] == ["Total", "", "4", "2", "2.00", "188.00", "1.1"]
 
     waitlist = csv_rows(client.get(URL, {**QUERY, "format": "csv", "table": "waitlist-sessions"}))
-    assert waitlist[1] == ["Thu 4 Jun 2026 18:00", "Yoga", "2", "3", "0", "2"]
+    assert waitlist[1] == ["Thu 4 Jun 2026, 18:00 BST", "Yoga", "2", "3", "0", "2"]
 
     assert client.get(URL, {**QUERY, "format": "csv", "table": "nope"}).status_code == 400
 

@@ -1,7 +1,11 @@
+from collections.abc import Iterator
+
 import pytest
 import time_machine
 
-from tests.calendarsync.helpers import NOW, salon_build
+from config.standins.google_calendar import GoogleCalendarStandIn
+from config.standins.microsoft import MicrosoftStandIn
+from tests.calendarsync.helpers import NOW, STAFF, salon_build
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +24,26 @@ def salon_week():
 @pytest.fixture
 def salon():
     return salon_build()
+
+
+@pytest.fixture
+def google(settings, monkeypatch) -> Iterator[GoogleCalendarStandIn]:
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the stand-in's token endpoint is plain http
+    with GoogleCalendarStandIn.start(default_email=STAFF) as standin:
+        settings.GOOGLE_CLIENT_ID = "booking.apps.googleusercontent.com"
+        settings.GOOGLE_CLIENT_SECRET = "secret"
+        settings.GOOGLE_AUTH_URI = standin.auth_uri
+        settings.GOOGLE_TOKEN_URI = standin.token_uri
+        settings.GOOGLE_CALENDAR_API_ENDPOINT = standin.api_endpoint
+        yield standin
+
+
+@pytest.fixture
+def microsoft(settings) -> Iterator[MicrosoftStandIn]:
+    with MicrosoftStandIn.start(default_email=STAFF) as standin:
+        settings.MICROSOFT_CLIENT_ID = "booking-app"
+        settings.MICROSOFT_CLIENT_SECRET = "client-secret"
+        settings.MICROSOFT_AUTHORITY = standin.authority
+        settings.MICROSOFT_GRAPH_BASE = standin.graph_base
+        settings.MICROSOFT_CA_BUNDLE = standin.ca_cert
+        yield standin

@@ -4,7 +4,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from booking.services import booking_confirm
-from calendarsync.services import calendar_sync
+from calendarsync.models import CalendarConnection
+from calendarsync.providers.microsoft import auth_flow_finish, auth_flow_start
+from calendarsync.services import calendar_sync, connection_create
 from core.outbox.services import outbox_sweep
 from inventory.selectors import appointment_slot_list
 from tests.booking.helpers import hold_slot, someone
@@ -47,3 +49,36 @@ def book(salon, starts_at):
     booking_confirm(booking=booking, now=NOW)
     outbox_sweep(now=NOW)
     return booking
+
+
+def google_connect(google, resource, *, mode=CalendarConnection.Mode.TWO_WAY, now=NOW) -> CalendarConnection:
+    """Camille granted access (the browser round trip is its own test in test_google_sync.py)."""
+    tokens = google.issue_tokens(STAFF, client_id="booking.apps.googleusercontent.com")
+    return connection_create(
+        resource=resource,
+        provider="google",
+        mode=mode,
+        credentials={
+            "token": tokens["access_token"],
+            "refresh_token": tokens["refresh_token"],
+            "account": STAFF,
+        },
+        account=STAFF,
+        now=now,
+    )
+
+
+def microsoft_connect(
+    microsoft, resource, *, mode=CalendarConnection.Mode.TWO_WAY, now=NOW
+) -> CalendarConnection:
+    """Camille signed in with Microsoft and consented (the admin round trip is its own test)."""
+    flow = auth_flow_start(redirect_uri="http://testserver/calendar/oauth/callback/")
+    credentials = auth_flow_finish(flow=flow, query=microsoft.authorization_response(flow["auth_uri"]))
+    return connection_create(
+        resource=resource,
+        provider="microsoft",
+        mode=mode,
+        credentials=credentials,
+        account=credentials["account"],
+        now=now,
+    )

@@ -5,7 +5,6 @@ and google-auth-oauthlib talk to the local stand-in (config/standins/google_cale
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,43 +20,14 @@ from calendarsync.services import (
     connection_create,
     connection_disconnect,
 )
-from config.standins.google_calendar import GoogleCalendarStandIn
 from core.audit.models import TimelineEntry
 from core.outbox.services import outbox_sweep
 from inventory.models import BusyBlock
 from tests.calendarsync.helpers import ALL_DAY, NOW, STAFF, WEDNESDAY, book, free_times, paris, sync
+from tests.calendarsync.helpers import google_connect as connect
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def google(settings, monkeypatch) -> Iterator[GoogleCalendarStandIn]:
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the stand-in's token endpoint is plain http
-    with GoogleCalendarStandIn.start(default_email=STAFF) as standin:
-        settings.GOOGLE_CLIENT_ID = "booking.apps.googleusercontent.com"
-        settings.GOOGLE_CLIENT_SECRET = "secret"
-        settings.GOOGLE_AUTH_URI = standin.auth_uri
-        settings.GOOGLE_TOKEN_URI = standin.token_uri
-        settings.GOOGLE_CALENDAR_API_ENDPOINT = standin.api_endpoint
-        yield standin
-
-
-def connect(google, resource, *, mode=CalendarConnection.Mode.TWO_WAY) -> CalendarConnection:
-    """Camille granted access (the browser round trip is its own test below)."""
-    tokens = google.issue_tokens(STAFF, client_id="booking.apps.googleusercontent.com")
-    return connection_create(
-        resource=resource,
-        provider="google",
-        mode=mode,
-        credentials={
-            "token": tokens["access_token"],
-            "refresh_token": tokens["refresh_token"],
-            "account": STAFF,
-        },
-        account=STAFF,
-        now=NOW,
-    )
 
 
 def test_staff_connect_their_google_calendar_in_admin_and_its_events_block_booking_times(

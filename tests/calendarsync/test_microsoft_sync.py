@@ -5,7 +5,6 @@ bookings out, and changes made in Outlook flagged on the booking."""
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -13,41 +12,14 @@ from django.urls import reverse
 
 from booking.services import booking_cancel, booking_reschedule
 from calendarsync.models import CalendarConnection
-from calendarsync.providers.microsoft import auth_flow_finish, auth_flow_start
-from calendarsync.services import connection_create
-from config.standins.microsoft import MicrosoftStandIn
 from core.audit.models import TimelineEntry
 from core.outbox.services import outbox_sweep
 from inventory.models import BusyBlock
 from tests.calendarsync.helpers import ALL_DAY, NOW, STAFF, WEDNESDAY, book, free_times, paris, sync
+from tests.calendarsync.helpers import microsoft_connect as connect
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def microsoft(settings) -> Iterator[MicrosoftStandIn]:
-    with MicrosoftStandIn.start(default_email=STAFF) as standin:
-        settings.MICROSOFT_CLIENT_ID = "booking-app"
-        settings.MICROSOFT_CLIENT_SECRET = "client-secret"
-        settings.MICROSOFT_AUTHORITY = standin.authority
-        settings.MICROSOFT_GRAPH_BASE = standin.graph_base
-        settings.MICROSOFT_CA_BUNDLE = standin.ca_cert
-        yield standin
-
-
-def connect(microsoft, resource, *, mode=CalendarConnection.Mode.TWO_WAY) -> CalendarConnection:
-    """Camille signed in with Microsoft and consented (the admin round trip is its own test)."""
-    flow = auth_flow_start(redirect_uri="http://testserver/calendar/oauth/callback/")
-    credentials = auth_flow_finish(flow=flow, query=microsoft.authorization_response(flow["auth_uri"]))
-    return connection_create(
-        resource=resource,
-        provider="microsoft",
-        mode=mode,
-        credentials=credentials,
-        account=credentials["account"],
-        now=NOW,
-    )
 
 
 def test_staff_connect_outlook_in_admin_and_its_busy_time_blocks_booking(microsoft, salon, admin_client):
