@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin, messages
@@ -36,6 +35,7 @@ from booking.services import (
 )
 from core.audit.models import TimelineEntry
 from core.errors import ApplicationError
+from core.times import venue_time
 from inventory.models import Allocation, Location, Resource, Session
 
 # --- staff actions -----------------------------------------------------------------------------------
@@ -85,9 +85,8 @@ class RescheduleForm(forms.Form):
             session_id = getattr(option, "session_id", None)  # a class or event date, else a free time
             starts = option.starts_at
             key = f"session:{session_id}" if session_id else f"start:{starts.isoformat()}"
-            local = timezone.localtime(starts, timezone=ZoneInfo(zone))
             self.options[key] = (session_id, starts)
-            self.fields["to"].choices = [*self.fields["to"].choices, (key, f"{local:%a %d %b %H:%M %Z}")]
+            self.fields["to"].choices = [*self.fields["to"].choices, (key, venue_time(starts, zone, "short"))]
         if not self.options:
             self.fields["to"].help_text = "Nothing free in the next two weeks."
 
@@ -318,7 +317,7 @@ class BookingAdmin(admin.ModelAdmin):
         "reference",
         "customer",
         "offering",
-        "starts_at",
+        "starts",
         "status",
         "total_amount",
         "needs_attention",
@@ -341,7 +340,7 @@ class BookingAdmin(admin.ModelAdmin):
         "items__attendee_name",
     )
     date_hierarchy = "starts_at"
-    list_select_related = ("customer", "offering")
+    list_select_related = ("customer", "offering__location")
     list_per_page = 50
     inlines = [ItemInline]
     readonly_fields = [*[f.name for f in Booking._meta.fields if f.name != "notes"], "timeline"]
@@ -365,6 +364,11 @@ class BookingAdmin(admin.ModelAdmin):
         return False
 
     # --- history ---
+
+    @admin.display(description="Starts", ordering="starts_at")
+    def starts(self, obj: Booking) -> str:
+        """In the venue's zone, named: "Sun 31 Oct, 01:00 GMT (the second 01:00, UTC+00:00)"."""
+        return venue_time(obj.starts_at, obj.offering.location.time_zone, "short")
 
     @admin.display(description="Timeline")
     def timeline(self, obj):

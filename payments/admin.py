@@ -183,7 +183,7 @@ class BookingWithPaymentsAdmin(BookingAdmin):
         "reference",
         "customer",
         "offering",
-        "starts_at",
+        "starts",
         "status_shown",
         "total_amount",
         "needs_attention",

@@ -131,3 +131,9 @@ def test_the_person_facing_time_is_plain_on_an_ordinary_day():
     nine = datetime(2027, 7, 5, 8, tzinfo=UTC)
     assert venue_time(nine, "Europe/London", "long") == "Monday 5 July 2027, 09:00 BST"
     assert venue_time(nine, "Asia/Dubai", "time") == "12:00 UTC+04"  # a zone with no abbreviation
+
+
+def test_staff_see_which_one_oclock_in_the_bookings_list(admin_client):
+    book_the_second_one_am(night_studio())
+    page = admin_client.get("/admin/booking/booking/").content.decode()
+    assert "Sun 31 Oct, 01:00 GMT (the second 01:00, UTC+00:00)" in page
