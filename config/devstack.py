@@ -373,31 +373,54 @@ def _free_port(preferred: int) -> int:
 
 
 class Supervisor:
-    """Run named child processes with prefixed output; stop them all, in order, on Ctrl-C."""
+    """Run named child processes with prefixed output; restart one that crashes, with back-off, while
+    the others keep serving; stop them all, in order, on Ctrl-C or SIGTERM."""
+
+    RESTART_DELAY_FIRST = 1.0  # seconds; doubled after each crash that follows a short life
+    RESTART_DELAY_MAX = 30.0
+    STABLE_AFTER = 60.0  # a child that ran this long crashed afresh: its back-off starts again
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.procs: dict[str, subprocess.Popen] = {}
+        self.argv: dict[str, list[str]] = {}
+        self.started_at: dict[str, float] = {}
+        self.delay: dict[str, float] = {}
+        self.restart_at: dict[str, float] = {}
         self.stopping = False
 
     def start(self, name: str, argv: list[str]) -> None:
         # A session of its own: Ctrl-C reaches only us, and we stop the children in order.
         output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
         proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, start_new_session=True, **output)
-        self.procs[name] = proc
+        self.procs[name], self.argv[name], self.started_at[name] = proc, argv, time.monotonic()
+        say(f"{name} started (pid {proc.pid})")
         threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
+
+    def restart_crashed(self) -> None:
+        """Restart each child that exited, after its back-off; the others are left alone."""
+        now = time.monotonic()
+        for name, proc in list(self.procs.items()):
+            if proc.poll() is None:
+                continue
+            if name not in self.restart_at:
+                lived = now - self.started_at[name]
+                delay = self.RESTART_DELAY_FIRST
+                if lived < self.STABLE_AFTER and name in self.delay:
+                    delay = min(self.delay[name] * 2, self.RESTART_DELAY_MAX)
+                self.delay[name], self.restart_at[name] = delay, now + delay
+                say(f"{name} exited unexpectedly (exit {proc.returncode}); restarting in {delay:g} s")
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # what it leaves behind (a worker's pool) goes too
+            elif now >= self.restart_at[name]:
+                del self.restart_at[name]
+                self.start(name, self.argv[name])
 
     @staticmethod
     def _pump(name: str, proc: subprocess.Popen) -> None:
         for raw in iter(proc.stdout.readline, b""):
             sys.stdout.write(f"{name:<7}| {raw.decode(errors='replace')}")
             sys.stdout.flush()
-
-    def first_exited(self) -> str | None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                return name
-        return None
 
     def stop(self) -> None:
         self.stopping = True
@@ -559,8 +582,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     env.setdefault("PYTHONUNBUFFERED", "1")
     supervisor = Supervisor(env)
 
+    shutting_down = threading.Event()
+
     def on_signal(signum, frame):
-        raise KeyboardInterrupt
+        # One clean-up, however many signals arrive: a second one raised inside it would cut it short
+        # and leave the children it had not reached yet running with no parent.
+        if not shutting_down.is_set():
+            shutting_down.set()
+            raise KeyboardInterrupt
 
     # SIGINT explicitly too: a shell without job control starts background commands with SIGINT
     # ignored, Python then installs no Ctrl-C handler of its own, and the stack could not be stopped
@@ -604,16 +633,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         ]
         print("\n".join(banner), flush=True)
         while True:
-            exited = supervisor.first_exited()
-            if exited:
-                say(f"{exited} exited unexpectedly; stopping everything.")
-                return 1
+            supervisor.restart_crashed()
             time.sleep(0.5)
     except KeyboardInterrupt:
         say("Ctrl-C: shutting down ...")
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+        shutting_down.set()  # systemd, Docker and CI often send SIGTERM more than once
         supervisor.stop()
         standins.stop()
         services.stop()

@@ -1,6 +1,8 @@
-"""`make run`: the whole stack comes up green, serves the site, and stops cleanly on Ctrl-C."""
+"""`make run`: the whole stack comes up green, serves the site, restarts a crashed worker, and stops
+cleanly on Ctrl-C or SIGTERM, however many arrive, leaving no process behind."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -62,10 +64,9 @@ def _get(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-def _book_a_class_and_find_the_email(base: str, database_url: str) -> None:
+def _book_a_class_and_find_the_email(base: str, database_url: str, *, emails_before: int = 0) -> None:
     """A booking on the demo site sends its email through the worker to the demo mailbox."""
     import http.cookiejar
-    import re
     from urllib.parse import urlencode
 
     with psycopg.connect(_dsn(database_url)) as conn:
@@ -107,7 +108,8 @@ def _book_a_class_and_find_the_email(base: str, database_url: str) -> None:
     )
 
     def mailbox_shows_the_email():
-        return "Complete your booking: Vinyasa Flow" in browser.open(f"{base}/staff/mailbox/").read().decode()
+        mailbox = browser.open(f"{base}/staff/mailbox/").read().decode()
+        return mailbox.count("Complete your booking: Vinyasa Flow") > emails_before
 
     wait_until(mailbox_shows_the_email, timeout=30, interval=0.5)
 
@@ -121,8 +123,32 @@ def _dsn(url: str) -> str:
     )
 
 
+def _family(pid: int) -> set[int]:
+    """The process and every process below it (children, their pool processes …), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    family, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in family}
+        grew, family = bool(more - family), family | more
+    return family
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
 @pytest.mark.django_db
-def test_make_run_serves_the_site_with_its_worker_and_stops_cleanly_on_ctrl_c(scratch_database, tmp_path):
+def test_make_run_serves_the_site_restarts_a_crashed_worker_and_stops_cleanly(scratch_database, tmp_path):
     port = _free_port()
     env = {
         **os.environ,
@@ -140,18 +166,41 @@ def test_make_run_serves_the_site_with_its_worker_and_stops_cleanly_on_ctrl_c(sc
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+
+    def output() -> str:
+        return (tmp_path / "run.log").read_text(errors="replace")
+
+    def workers_started() -> list[int]:
+        return [int(pid) for pid in re.findall(r"\[stack\] worker started \(pid (\d+)\)", output())]
+
+    family: set[int] = set()
     try:
         wait_until(lambda: _get(f"{base}/healthz")[0] == 200, timeout=120, interval=0.5)
         status, body = _get(f"{base}/")
         assert status == 200
         assert b"<h1>" in body
-        wait_until(lambda: b"Demo login:    admin / admin" in (tmp_path / "run.log").read_bytes(), timeout=10)
+        wait_until(lambda: "Demo login:    admin / admin" in output(), timeout=10)
         _book_a_class_and_find_the_email(base, scratch_database)
+
+        [worker] = workers_started()
+        crashed = _family(worker)  # the worker and its pool processes
+        os.kill(worker, signal.SIGKILL)  # the worker crashes; the rest must go on serving
+        wait_until(lambda: len(workers_started()) == 2, timeout=30, interval=0.2)
+        assert "[stack] worker exited unexpectedly (exit -9); restarting in 1 s" in output()
+        wait_until(lambda: not any(_alive(pid) for pid in crashed), timeout=10)  # no orphaned pool left
+        assert _get(f"{base}/")[0] == 200
+        _book_a_class_and_find_the_email(base, scratch_database, emails_before=1)  # the new worker sends it
+        family = _family(stack.pid)
     finally:
+        # Ctrl-C, then the SIGTERMs a service manager sends when it thinks nothing happened.
         stack.send_signal(signal.SIGINT)
-        code = stack.wait(timeout=60)
-    output = (tmp_path / "run.log").read_text()
-    assert code == 0, output
-    assert "[stack] stopped." in output
+        time.sleep(0.3)
+        stack.send_signal(signal.SIGTERM)
+        stack.send_signal(signal.SIGTERM)
+        code = stack.wait(timeout=90)
+    assert code == 0, output()
+    assert "[stack] stopped." in output()
     time.sleep(0.5)
     assert _get(f"{base}/")[0] == 0, "the web server is still answering after Ctrl-C"
+    assert len(family) > 5  # web, worker and its pool, beat, the stand-ins: all seen
+    assert [pid for pid in family if _alive(pid)] == [], output()[-3000:]
