@@ -153,3 +153,31 @@ def test_the_admin_home_leads_each_role_to_its_pages(client):
     assert "/staff/reports/" not in home  # managers only
     assert client.get("/staff/schedule/").status_code == 200
     assert client.get("/staff/reports/").status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/admin/login/", "/door/login/"])
+def test_with_redis_down_staff_still_sign_in_and_guessing_is_still_throttled(
+    client, path, settings, private_redis
+):
+    """The throttle's counters fall back to the web process's memory instead of answering 500."""
+    settings.LOGIN_FAILURES_ALLOWED = 3
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": private_redis.url(),
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    private_redis.stop()  # the outage
+    user = get_user_model().objects.create_user("door-ana", password="right-password", is_staff=True)
+    user.groups.add(Group.objects.get(name=FRONT_DESK))
+
+    guesser = f"guesser{path.replace('/', '-')}"  # the fallback counts in this process: one per test
+    for _ in range(3):
+        wrong = client.post(path, {"username": guesser, "password": "guess"})
+        assert wrong.status_code == 200 and "Too many failed sign-ins" not in wrong.content.decode()
+    refused = client.post(path, {"username": guesser, "password": "guess"})
+    assert "Too many failed sign-ins for this user from here" in refused.content.decode()
+
+    signed_in = client.post(path, {"username": "door-ana", "password": "right-password"})
+    assert signed_in.status_code == 302 and "_auth_user_id" in client.session
