@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from booking import reports
 from booking.models import Booking
@@ -569,7 +569,7 @@ def _today(time_zone: str) -> date:
 
 @staff_member_required
 @never_cache
-@require_GET
+@require_safe
 def reports_page(request: HttpRequest) -> HttpResponse:
     """How the business is doing, for a date range; `?format=csv&table=<name>` downloads one table."""
     if not request.user.has_perm(PERMISSION):

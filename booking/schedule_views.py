@@ -20,7 +20,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from booking import schedule
 from booking.models import Booking
@@ -48,7 +48,7 @@ def _query(location: Location, day: date, whole_day: bool) -> str:
 
 @staff_member_required
 @never_cache
-@require_GET
+@require_safe
 def day_schedule(request: HttpRequest) -> HttpResponse:
     """One location's day, in its own time zone; by default the first location, today."""
     if not request.user.has_perm(PERMISSION):

@@ -14,7 +14,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from booking.forms import BookingForm, WaitlistForm
@@ -86,7 +86,7 @@ def booking_url(booking: Booking) -> str:
     return reverse("booking:detail", args=[booking_manage_token(booking=booking)])
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def booking_new(request: HttpRequest, slug: str) -> HttpResponse:
     """The booking form for one session or start time; POST holds the places and moves on."""
     offering, session, starts_at = _target(request, slug)
@@ -174,7 +174,7 @@ def waitlist_join_view(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET"])
+@require_safe
 def booking_detail(request: HttpRequest, token: str) -> HttpResponse:
     """A booking's own page: status, what and when, and what happens next."""
     try:
@@ -206,7 +206,7 @@ def booking_detail(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET"])
+@require_safe
 def booking_calendar(request: HttpRequest, token: str) -> HttpResponse:
     """The booking as an .ics file ("add to calendar"), updated with every change."""
     try:
@@ -243,7 +243,7 @@ def _booking_for(token: str) -> Booking:
         raise Http404("This booking link is not valid.") from None
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def booking_cancel_view(request: HttpRequest, token: str) -> HttpResponse:
     """Cancel from the manage link: the refund is shown before anything is cancelled."""
     booking = _booking_for(token)
@@ -274,7 +274,7 @@ def booking_cancel_view(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def booking_reschedule_view(request: HttpRequest, token: str) -> HttpResponse:
     """Move to another free time or date: the new one taken and the old freed together, or no change."""
     booking = _booking_for(token)

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from calendarsync.models import CalendarConnection
 from calendarsync.providers.base import ProviderError
@@ -38,7 +38,7 @@ def _provider_module(provider: str):
 
 
 @staff_member_required
-@require_GET
+@require_safe
 def connect(request: HttpRequest, pk: int) -> HttpResponse:
     """Send the staff member to Google or Microsoft to grant access (first time or reconnecting)."""
     if not request.user.has_perm("calendarsync.change_calendarconnection"):
@@ -60,7 +60,7 @@ def connect(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_member_required
-@require_GET
+@require_safe
 def oauth_callback(request: HttpRequest) -> HttpResponse:
     """The provider sends the staff member back here with a code (or an error)."""
     pending = request.session.pop(SESSION_KEY, None)

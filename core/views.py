@@ -6,13 +6,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from core.health import health_report
 from core.mailbox import mailbox_get, mailbox_list
 
 
-@require_GET
+@require_safe
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     """Report database, Redis and worker heartbeat; 503 when any of them is down."""
@@ -27,14 +27,14 @@ def _mailbox_folder() -> Path:
 
 
 @staff_member_required
-@require_GET
+@require_safe
 def dev_mailbox(request: HttpRequest) -> HttpResponse:
     """Every email the demo has sent, newest first (staff only): what customers would receive."""
     return render(request, "core/mailbox.html", {"messages_list": mailbox_list(folder=_mailbox_folder())})
 
 
 @staff_member_required
-@require_GET
+@require_safe
 def dev_mailbox_message(request: HttpRequest, name: str) -> HttpResponse:
     try:
         message = mailbox_get(folder=_mailbox_folder(), name=name)
@@ -62,7 +62,7 @@ COMMON_ZONES = [
 ]
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def time_zone_choose(request: HttpRequest) -> HttpResponse:
     """Pick the zone "your time" is shown in (detected by the browser until chosen here)."""
     import zoneinfo

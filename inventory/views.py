@@ -14,7 +14,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_date
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from core.hooks import hook_results
@@ -33,7 +33,7 @@ def _business_today() -> date:
     return timezone.now().astimezone(zoneinfo.ZoneInfo(settings.BUSINESS_TIME_ZONE)).date()
 
 
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def catalogue(request: HtmxHttpRequest) -> HttpResponse:
     """Find something to book: search and filters, results updated in place."""
@@ -46,7 +46,7 @@ def catalogue(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def offering_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """An offering: what it is, its rules and price, and what can be booked now (refreshed live)."""

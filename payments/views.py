@@ -15,7 +15,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from booking.models import Booking
 from booking.selectors import booking_get_by_manage_token
@@ -35,7 +35,7 @@ def _booking_or_404(token: str) -> Booking:
         raise Http404("This booking link is not valid.") from None
 
 
-@require_GET
+@require_safe
 def checkout(request: HttpRequest, token: str) -> HttpResponse:
     """Pay for a held booking: countdown, amounts now and later, and the card form."""
     booking = _booking_or_404(token)
@@ -60,7 +60,7 @@ def checkout(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "payments/checkout.html", context)
 
 
-@require_GET
+@require_safe
 def checkout_return(request: HttpRequest, token: str) -> HttpResponse:
     """Where Stripe sends the customer back: say truthfully whether they are booked, pending or not."""
     booking = _booking_or_404(token)

@@ -99,3 +99,14 @@ def test_choosing_a_time_zone_keeps_it_for_the_next_pages(client):
     assert response.cookies["tz"].value == "Asia/Kolkata"
     refused = client.post("/time-zone/", {"tz": "Mars/Base", "next": "https://evil.example/"})
     assert refused.status_code == 200 and "tz" not in refused.cookies
+
+
+def test_head_answers_wherever_get_does_without_a_body(client, shop):
+    """Uptime monitors and link checkers ask with HEAD; they got 405 on every page."""
+    yoga, session = shop["yoga"], shop["session"]
+    pages = ("/", f"/o/{shop['cut'].slug}/", f"/o/{yoga.slug}/", f"/o/{yoga.slug}/book/?session={session.pk}")
+    for path in pages:
+        head, get = client.head(path), client.get(path)
+        assert (head.status_code, get.status_code) == (200, 200), path
+        assert head.content == b"" and head["Content-Type"] == get["Content-Type"]
+    assert client.head("/healthz").status_code in (200, 503)  # its verdict, not "method not allowed"

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from core.errors import ApplicationError
 from inventory.locks import CapacityBusy
@@ -89,7 +89,7 @@ def _list_or_none(list_id: int) -> CheckInList | None:
 
 @never_cache
 @login_required(login_url="ticketing:door_login")
-@require_GET
+@require_safe
 def door_page(request: HttpRequest) -> HttpResponse:
     """The scanner. Its shell is cached by the service worker, so it opens with no network at all."""
     if not request.user.has_perm("ticketing.scan_tickets"):
@@ -97,7 +97,7 @@ def door_page(request: HttpRequest) -> HttpResponse:
     return render(request, "ticketing/door.html", {"device_name_hint": "Main door"})
 
 
-@require_GET
+@require_safe
 def door_service_worker(request: HttpRequest) -> HttpResponse:
     """Served from /door/ so its scope covers the page and the API; never cached by HTTP itself."""
     response = HttpResponse(SERVICE_WORKER.read_text(), content_type="application/javascript")
@@ -106,7 +106,7 @@ def door_service_worker(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def door_web_manifest(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {
@@ -154,7 +154,7 @@ def api_device_register(request: HttpRequest) -> JsonResponse:
 
 
 @device_required
-@require_GET
+@require_safe
 def api_lists(request: HttpRequest) -> JsonResponse:
     now = timezone.now()
     lists = door_lists(now=now)
@@ -175,7 +175,7 @@ def api_lists(request: HttpRequest) -> JsonResponse:
 
 
 @device_required
-@require_GET
+@require_safe
 def api_manifest(request: HttpRequest, list_id: int) -> JsonResponse:
     """Everything the phone needs to judge tickets alone; `modified_since` for only what changed."""
     clist = _list_or_none(list_id)
@@ -304,7 +304,7 @@ def api_sync(request: HttpRequest) -> JsonResponse:
 
 
 @device_required
-@require_GET
+@require_safe
 def api_status(request: HttpRequest, list_id: int) -> JsonResponse:
     """Counters and the scans flagged as conflicts, for the staff at the door."""
     clist = checkin_lists_for_scans(list_ids=[list_id]).get(list_id)

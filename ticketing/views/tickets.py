@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from booking.models import Booking
 from booking.selectors import booking_get_by_manage_token, booking_manage_token
@@ -63,7 +63,7 @@ def _ticket_or_404(access_key: str) -> Ticket:
         raise Http404("This ticket link is not valid.") from None
 
 
-@require_GET
+@require_safe
 def booking_tickets(request: HttpRequest, token: str) -> HttpResponse:
     """The booker's tickets: each QR code, and what they may do with it (transfer, resell)."""
     booking = _booking_or_404(token)
@@ -93,7 +93,7 @@ def booking_tickets(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def ticket_transfer_view(request: HttpRequest, token: str, code: str) -> HttpResponse:
     """Hand a ticket to someone else: their name and email; with a fee, pay it to complete."""
     booking = _booking_or_404(token)
@@ -152,7 +152,7 @@ def ticket_transfer_cancel_view(request: HttpRequest, token: str, code: str) -> 
     return SeeOther(reverse("ticketing:booking_tickets", args=[token]))
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def ticket_resale_view(request: HttpRequest, token: str, code: str) -> HttpResponse:
     """Offer a ticket for resale at up to the organiser's cap; the price comes back when it sells."""
     booking = _booking_or_404(token)
@@ -207,7 +207,7 @@ def ticket_resale_withdraw_view(request: HttpRequest, token: str, code: str) -> 
     return SeeOther(reverse("ticketing:booking_tickets", args=[token]))
 
 
-@require_GET
+@require_safe
 def ticket_detail(request: HttpRequest, access_key: str) -> HttpResponse:
     """One ticket, as its holder shows it at the door: big QR code, name, seat, time and place."""
     ticket = _ticket_or_404(access_key)
@@ -228,7 +228,7 @@ def ticket_detail(request: HttpRequest, access_key: str) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def ticket_qr_png(request: HttpRequest, access_key: str) -> HttpResponse:
     ticket = _ticket_or_404(access_key)
     if ticket.status != Ticket.Status.VALID:
@@ -248,7 +248,7 @@ def _session_or_404(session_id: int) -> Session:
         raise Http404("No such session.") from None
 
 
-@require_GET
+@require_safe
 def resale_list_view(request: HttpRequest, session_id: int) -> HttpResponse:
     """Tickets fans offer for resale for one session, cheapest first."""
     session = _session_or_404(session_id)
@@ -264,7 +264,7 @@ def resale_list_view(request: HttpRequest, session_id: int) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def resale_buy_view(request: HttpRequest, session_id: int, listing_id: int) -> HttpResponse:
     """Buy a resale ticket: the buyer's details, then the usual checkout (paid in full)."""
     session = _session_or_404(session_id)
