@@ -36,6 +36,11 @@ def health_report(*, now: datetime) -> dict[str, Any]:
     return report
 
 
+def health_verdicts(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without its details: whether the whole, and each part, is ok."""
+    return {name: part if name == "ok" else {"ok": part["ok"]} for name, part in report.items()}
+
+
 def _timed(check) -> dict[str, Any]:
     started = time.perf_counter()
     try:

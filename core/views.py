@@ -8,16 +8,19 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
-from core.health import health_report
+from core.health import health_report, health_verdicts
 from core.mailbox import mailbox_get, mailbox_list
 
 
 @require_safe
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Report database, Redis and worker heartbeat; 503 when any of them is down."""
+    """Report database, Redis and worker heartbeat; 503 when any of them is down. Anonymous callers
+    (load balancers, monitors, anyone) get the verdicts only; staff also get the details, whose error
+    texts name sockets, hosts and versions."""
     report = health_report(now=timezone.now())
-    return JsonResponse(report, status=200 if report["ok"] else 503)
+    shown = report if request.user.is_active and request.user.is_staff else health_verdicts(report)
+    return JsonResponse(shown, status=200 if report["ok"] else 503)
 
 
 def _mailbox_folder() -> Path:

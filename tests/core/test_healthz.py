@@ -19,11 +19,11 @@ def no_heartbeat_yet():
     redis_client().delete(HEARTBEAT_KEY)
 
 
-def test_green_when_database_redis_and_a_worker_answer(client, celery_worker):
+def test_green_when_database_redis_and_a_worker_answer(admin_client, celery_worker):
     worker_heartbeat.delay()  # what beat sends every ten seconds
     wait_until(lambda: redis_client().exists(HEARTBEAT_KEY))
 
-    response = client.get("/healthz")
+    response = admin_client.get("/healthz")
 
     assert response.status_code == 200
     report = response.json()
@@ -33,8 +33,8 @@ def test_green_when_database_redis_and_a_worker_answer(client, celery_worker):
 
 
 @pytest.mark.django_db
-def test_unavailable_while_no_worker_has_ever_reported(client):
-    response = client.get("/healthz")
+def test_unavailable_while_no_worker_has_ever_reported(admin_client):
+    response = admin_client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["worker"] == {
         "ok": False,
@@ -44,23 +44,24 @@ def test_unavailable_while_no_worker_has_ever_reported(client):
 
 
 @pytest.mark.django_db
-def test_unavailable_when_the_last_heartbeat_is_stale(client, settings):
+def test_unavailable_when_the_last_heartbeat_is_stale(admin_client, settings):
     worker_heartbeat_record(
         now=timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE + 5), hostname="worker@old"
     )
-    response = client.get("/healthz")
+    response = admin_client.get("/healthz")
     assert response.status_code == 503
     worker = response.json()["worker"]
     assert worker["ok"] is False and worker["hostname"] == "worker@old"
 
 
 @pytest.mark.django_db
-def test_unavailable_when_redis_cannot_be_reached(client, settings, tmp_path):
+def test_unavailable_when_redis_cannot_be_reached(client, admin_client, settings, tmp_path):
     working = settings.REDIS_URL
     settings.REDIS_URL = f"unix://{tmp_path}/nobody-listens.sock"
     redis_client.cache_clear()
     try:
-        response = client.get("/healthz")
+        anonymous = client.get("/healthz")
+        response = admin_client.get("/healthz")
     finally:
         settings.REDIS_URL = working  # before any teardown asks for a client again
         redis_client.cache_clear()
@@ -69,9 +70,18 @@ def test_unavailable_when_redis_cannot_be_reached(client, settings, tmp_path):
     assert report["redis"]["ok"] is False and "Error" in report["redis"]["error"]
     assert report["worker"] == {"ok": False, "error": "redis down"}
     assert report["database"]["ok"] is True
+    # A stranger learns that it is down, not the socket path or the library's message.
+    assert anonymous.status_code == 503
+    assert anonymous.json() == {
+        "database": {"ok": True},
+        "redis": {"ok": False},
+        "worker": {"ok": False},
+        "ok": False,
+    }
+    assert str(tmp_path) not in anonymous.content.decode()
 
 
 @pytest.mark.django_db
-def test_the_report_counts_outbox_messages_by_status(client):
-    report = client.get("/healthz").json()
+def test_the_report_counts_outbox_messages_by_status(admin_client):
+    report = admin_client.get("/healthz").json()
     assert report["database"]["outbox"] == {"pending": 0, "delivered": 0, "dead": 0}
