@@ -15,3 +15,5 @@ urlpatterns = [
     path("", include("ticketing.urls")),
     path("", include("calendarsync.urls")),
 ]
+
+handler500 = "core.views.server_error"

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
@@ -86,4 +87,40 @@ def time_zone_choose(request: HttpRequest) -> HttpResponse:
         request,
         "core/time_zone.html",
         {"common": COMMON_ZONES, "zones": zones, "next": next_url, "current": request.COOKIES.get("tz", "")},
+    )
+
+
+RETRY_AFTER_SECONDS = 30
+
+
+def _error_page(template: str, status: int, heading: str, text: str) -> HttpResponse:
+    context = {
+        "business_name": settings.BUSINESS_NAME,
+        "support_email": settings.SUPPORT_EMAIL,
+        "status": status,
+        "heading": heading,
+        "text": text,
+    }
+    return HttpResponse(render_to_string(template, context), status=status)
+
+
+def service_unavailable_response() -> HttpResponse:
+    """The page shown while the database does not answer: 503 with Retry-After, never a traceback."""
+    response = _error_page(
+        "503.html",
+        503,
+        "We'll be right back",
+        "The booking system is not answering for a moment. Please try again in a minute.",
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: the site's own page, with the business's name (Django's default has no context)."""
+    return _error_page(
+        "500.html",
+        500,
+        "Something went wrong on our side",
+        "We have been told about it. Please try again; if it keeps happening, write to us.",
     )
