@@ -24,7 +24,8 @@ class _ZonedDatetime(datetime):
 
 @register.filter
 def in_zone(value: datetime | None, zone: str) -> datetime | None:
-    """`{{ booking.starts_at|in_zone:location.time_zone|date:"D j M, H:i T" }}`"""
+    """`{{ start|in_zone:location.time_zone|date:"Y-m-d" }}`: the venue's date or clock fields. For a
+    time people read use `local_time` and its kin: Django's "T" drops the zone in the repeated hour."""
     if value is None or not zone:
         return value
     t = value.astimezone(zoneinfo.ZoneInfo(zone))
@@ -49,6 +50,20 @@ def short_local_time(value: datetime | None, zone: str) -> str:
     if value is None:
         return ""
     return venue_time(value, zone, "short")
+
+
+@register.filter
+def clock_time(value: datetime | None, zone: str) -> str:
+    """ "02:00 GMT": the end of a span whose start is shown in full (named in the repeated hour too)."""
+    if value is None:
+        return ""
+    return venue_time(value, zone, "time")
+
+
+@register.filter
+def zone_abbr(value: datetime, zone: str) -> str:
+    """ "BST", "GMT", "UTC+04": the venue zone's name at that moment (fold kept, unlike Django's "T")."""
+    return zone_abbreviation(value.astimezone(zoneinfo.ZoneInfo(zone)))
 
 
 @register.filter

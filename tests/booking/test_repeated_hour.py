@@ -87,10 +87,12 @@ def test_the_booking_page_and_the_list_of_times_tell_the_two_one_oclocks_apart(c
     booking = book_the_second_one_am(place)
     page = client.get(f"/b/{booking_manage_token(booking=booking)}/").content.decode()
     assert "Sun 31 Oct 2027, 01:00 GMT (the second 01:00, UTC+00:00)" in page
+    assert "until 02:00 GMT" in page
 
     with time_machine.travel(NOW, tick=False):
         day = client.get(f"/o/{place['visit'].slug}/?from=2027-10-31&day=2027-10-31").content.decode()
     assert ">00:00<" in day and ">01:00 BST<" in day and ">02:00<" in day  # 01:00 GMT is taken now
+    assert '<span class="visually-hidden">BST, book this time</span>' in day  # read out, in that hour too
 
 
 def test_every_zone_that_changes_its_clocks_is_covered():
