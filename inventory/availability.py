@@ -122,9 +122,10 @@ def slot_grid(start: int, end: int, zone: ZoneInfo, interval: timedelta) -> list
                     break
                 at = time(offset // 3600, offset % 3600 // 60, offset % 60)
                 grid.extend(wall_instants(day, at, zone))
-    lo = bisect.bisect_left(grid, start)
-    hi = bisect.bisect_left(grid, end)
-    return sorted(set(grid[lo:hi]))
+    # Sorted before the search: a fall-back day lists both instants of each repeated time side by side
+    # (first 01:00, second 01:00, first 01:15 …), and a narrow window (taking one time) would miss.
+    grid = sorted(set(grid))
+    return grid[bisect.bisect_left(grid, start) : bisect.bisect_left(grid, end)]
 
 
 # --- interval arithmetic ------------------------------------------------------------------------

@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
-import icalendar
 import pytest
 import time_machine
 
+from booking.models import Booking, Customer
+from booking.notifications import booking_ics
 from booking.selectors import booking_manage_token
-from core.times import machine_moment, utc_offset, venue_time, zone_abbreviation
+from core.times import utc_offset, venue_time, zone_abbreviation
+from inventory.models import Offering
+from inventory.selectors import appointment_slot_list
+from tests.booking.clock_changes import (
+    ZONES_THAT_CHANGE,
+    clock_changes,
+    open_all_day,
+    repeated_quarters,
+    touched_stretch,
+    zones_that_change_alike,
+)
 from tests.booking.night_studio import (
     NOW,
     SECOND_ONE_AM,
@@ -49,30 +59,6 @@ def test_the_invite_in_the_confirmation_email_is_at_the_second_one_oclock(inbox)
 # --- every zone's changes of clock, 2026–2030 ---------------------------------------------------------
 
 
-@cache
-def clock_changes(zone_name: str) -> list[datetime]:
-    """The instants at which the zone's UTC offset changes in 2026–2030 (all fall on a quarter hour)."""
-    zone = zoneinfo.ZoneInfo(zone_name)
-    changes = []
-    day = datetime(2026, 1, 1, tzinfo=UTC)
-    offset = day.astimezone(zone).utcoffset()
-    while day.year < 2031:
-        following = day + timedelta(days=1)
-        if following.astimezone(zone).utcoffset() != offset:
-            change = next(
-                moment
-                for moment in (day + timedelta(minutes=15 * q) for q in range(1, 97))
-                if moment.astimezone(zone).utcoffset() != offset
-            )
-            changes.append(change)
-            offset = following.astimezone(zone).utcoffset()
-        day = following
-    return changes
-
-
-ZONES_THAT_CHANGE = sorted(z for z in zoneinfo.available_timezones() if clock_changes(z))
-
-
 def test_the_email_says_which_one_oclock_in_words(inbox):
     booking = book_the_second_one_am(night_studio())
     [email] = [m for m in inbox.to(booking.customer.email) if m["X-Booking-Email"] == "confirmed"]
@@ -101,32 +87,56 @@ def test_every_zone_that_changes_its_clocks_is_covered():
     )
 
 
-@pytest.mark.parametrize("zone_name", ZONES_THAT_CHANGE)
-def test_around_every_change_of_clock_the_invite_and_the_email_name_the_instant_booked(zone_name):
-    """Hour-long bookings every 15 minutes from three hours before to three hours after each change
-    (fall-back days repeat an hour, spring-forward days skip one): the event as we write it is read
-    back by vobject as the same two instants, and the time people read names one instant too."""
-    zone = zoneinfo.ZoneInfo(zone_name)
-    for change in clock_changes(zone_name):
-        for quarter in range(-12, 13):
-            starts_at = change + timedelta(minutes=15 * quarter)
-            ends_at = starts_at + timedelta(hours=1)
-            event = icalendar.Event()
-            event.add("uid", f"{zone_name}-{starts_at.isoformat()}")
-            event.add("dtstamp", NOW)
-            event.add("dtstart", machine_moment(starts_at))
-            event.add("dtend", machine_moment(ends_at))
-            ical = icalendar.Calendar()
-            ical.add("prodid", "-//test//EN")
-            ical.add("version", "2.0")
-            ical.add_component(event)
-            assert read_back(ical.to_ical()) == (starts_at, ends_at), (zone_name, starts_at)
+def offered_around(visit: Offering, change: datetime) -> list[datetime]:
+    window = (change - timedelta(hours=3), change + timedelta(hours=3))
+    slots = appointment_slot_list(
+        offering=visit, start=window[0], end=window[1], now=change - timedelta(days=1)
+    )
+    return [slot.starts_at for slot in slots]
 
+
+@pytest.mark.parametrize("zone_name", ZONES_THAT_CHANGE)
+def test_around_every_change_of_clock_both_one_oclocks_are_offered_and_told_apart(zone_name):
+    """A venue in the zone, open all day, selling quarter-hour visits. Around each change of clock in
+    2026–2030 (fall-back days repeat a wall-clock stretch, spring-forward days skip one) both instants
+    of a repeated wall time are offered, and the time the emails, pages and exports show for every
+    offered start names that one instant: its abbreviation, and which of the two where it repeats."""
+    zone = zoneinfo.ZoneInfo(zone_name)
+    visit = open_all_day(zone_name)
+    for change in clock_changes(zone_name):
+        offered = offered_around(visit, change)
+        assert offered == sorted(set(offered)), (zone_name, change)
+        for repeated in repeated_quarters(zone, change - timedelta(hours=3), change + timedelta(hours=3)):
+            assert repeated in offered, (zone_name, repeated)
+
+        for starts_at in offered:
             local = starts_at.astimezone(zone)
             text = venue_time(starts_at, zone_name, "long")
             assert f"{local:%H:%M} {zone_abbreviation(local)}" in text
             if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():  # shown twice
                 assert f"the {'second' if local.fold else 'first'} {local:%H:%M}, {utc_offset(local)}" in text
+
+
+@pytest.mark.parametrize("zone_name", zones_that_change_alike())
+def test_around_every_change_of_clock_the_invite_names_each_offered_instant(zone_name):
+    """Every start offered in the stretch a change touches (and a quarter hour either side) goes into
+    the invite exactly as the confirmation email writes it, and vobject reads back the booked instants.
+    One zone stands for all whose clocks change at the same instants to the same offsets: the invite
+    is written in UTC, so nothing else about a zone reaches it. (Booked for real, with the email and the
+    CalDAV event read back from Radicale: tests/calendarsync/test_repeated_hour.py.)"""
+    visit = open_all_day(zone_name)
+    for change in clock_changes(zone_name):
+        start, end = touched_stretch(zone_name, change)
+        for starts_at in (moment for moment in offered_around(visit, change) if start <= moment < end):
+            booking = Booking(
+                reference=f"Q{starts_at:%y%m%d%H%M}",
+                offering=visit,
+                customer=Customer(name="Zoé Martin", email="zoe@example.com"),
+                starts_at=starts_at,
+                ends_at=starts_at + visit.duration,
+            )
+            invite = booking_ics(booking=booking, method="REQUEST", now=NOW)
+            assert read_back(invite) == (booking.starts_at, booking.ends_at), (zone_name, starts_at)
 
 
 def test_the_person_facing_time_is_plain_on_an_ordinary_day():

@@ -116,6 +116,28 @@ def test_fall_back_offers_the_repeated_hour_twice_as_two_real_instants():
     assert len({s.starts_at for s in slots}) == 4  # four different hours of real time
 
 
+@pytest.mark.parametrize("zone_name", ["Africa/Cairo", "Europe/London", "America/Santiago"])
+def test_every_time_offered_on_a_fall_back_day_can_be_taken(zone_name):
+    # Taking a time asks the engine again for just that instant (inventory.capacity). A fall-back day
+    # lists both instants of each repeated time side by side, so its grid is not in time order; the
+    # second 23:00 in Cairo (29 October 2026) was offered and then refused as "just taken".
+    zone = ZoneInfo(zone_name)
+    engine = rules(zone, minutes=15, interval=15)
+    calendars = {1: calendar(1, zone, every_day((time(0), time(23, 59))))}
+    for day in (date(2026, 10, 29), date(2026, 10, 25), date(2026, 4, 4)):
+        start, end = day_window(day, zone)
+        offered = appointment_slots(rules=engine, calendars=calendars, start=start, end=end, now=LONG_AGO)
+        for slot in offered:
+            [taken] = appointment_slots(
+                rules=engine,
+                calendars=calendars,
+                start=slot.starts_at,
+                end=slot.starts_at + timedelta(seconds=1),
+                now=LONG_AGO,
+            )
+            assert taken.starts_at == slot.starts_at, slot.starts_at.astimezone(zone)
+
+
 def test_hours_ending_where_the_clocks_go_back_end_the_first_time_they_get_there():
     # Adelaide, 5 April 2026: at 03:00 ACDT the clocks go back to 02:00 ACST. Hours "until 02:00"
     # end when the clocks first reach 02:00; after that they never show a time before 02:00 again.
