@@ -36,6 +36,7 @@ from booking.selectors import (
     notice_text,
 )
 from booking.states import check_transition
+from core.broker import task_publish
 from core.errors import ApplicationError
 from core.hooks import hook_results
 from core.outbox.services import outbox_enqueue
@@ -238,15 +239,10 @@ def _schedule_expiry(booking: Booking) -> None:
     eta = booking.hold_expires_at
     booking_id = booking.pk
 
-    def publish():
-        try:
-            booking_expire_hold.apply_async(kwargs={"booking_id": booking_id}, eta=eta, retry=False)
-        except Exception:  # noqa: BLE001 - the periodic sweeper releases it anyway
-            logger.warning(
-                "Could not schedule the expiry of booking %s; the sweeper will release it.", booking_id
-            )
-
-    transaction.on_commit(publish)
+    # If the broker is away, the periodic sweep releases the hold instead.
+    transaction.on_commit(
+        lambda: task_publish(booking_expire_hold, kwargs={"booking_id": booking_id}, eta=eta)
+    )
 
 
 def _local(moment: datetime, offering: Offering) -> str:

@@ -34,6 +34,7 @@ from calendarsync.providers.base import (
     SyncTokenExpired,
     our_event_id,
 )
+from core.broker import task_publish
 from core.errors import ApplicationError
 from core.outbox.services import outbox_enqueue
 from core.transactions import service_transaction
@@ -163,7 +164,7 @@ def connection_disconnect(*, connection: CalendarConnection, now: datetime, acti
 def _sync_soon(connection: CalendarConnection) -> None:
     from calendarsync.tasks import calendar_sync_task
 
-    transaction.on_commit(lambda: calendar_sync_task.delay(connection.pk))
+    transaction.on_commit(lambda: task_publish(calendar_sync_task, kwargs={"connection_id": connection.pk}))
 
 
 # --- trouble ----------------------------------------------------------------------------------------

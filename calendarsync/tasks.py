@@ -12,6 +12,7 @@ from django.utils import timezone
 from calendarsync.models import CalendarConnection
 from calendarsync.providers.base import ProviderUnavailable
 from calendarsync.services import calendar_backfill, calendar_sync, connection_watch_renew
+from core.broker import task_publish
 
 log = logging.getLogger(__name__)
 MAX_RETRIES = 8
@@ -37,7 +38,7 @@ def calendar_sync_all(**kwargs) -> int:
         CalendarConnection.objects.filter(status__in=["connected", "failing"]).values_list("pk", flat=True)
     )
     for pk in ids:
-        calendar_sync_task.delay(pk)
+        task_publish(calendar_sync_task, kwargs={"connection_id": pk})
     return len(ids)
 
 

@@ -206,11 +206,16 @@ CELERY_BROKER_URL = env.celery_broker_url(REDIS_URL)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Short socket timeouts: a request publishing after commit must not hang when Redis is away; the
 # outbox sweeper delivers whatever could not be published.
+# One connection attempt, no retries (`max_retries` applies to publishing only: the worker and beat
+# pass their own retry policy), and after a failure the process leaves the broker alone for a while
+# (core/broker.py).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
+    "max_retries": 0,
     "visibility_timeout": 3600,
 }
+BROKER_RETRY_AFTER_SECONDS = 10
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

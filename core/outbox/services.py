@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from core.broker import task_publish
 from core.outbox import locks
 from core.outbox.models import OutboxMessage
 from core.outbox.registry import handler_get, handlers_for_topic
@@ -69,10 +70,8 @@ def outbox_enqueue(
 def _publish(message_ids: list[int]) -> None:
     from core.tasks import outbox_deliver
 
-    try:
-        outbox_deliver.apply_async(kwargs={"message_ids": message_ids}, retry=False)
-    except Exception:  # noqa: BLE001 - the commit already happened; the sweeper is the safety net
-        logger.warning("Could not publish outbox messages %s; the sweeper will deliver them.", message_ids)
+    # The commit already happened; if the broker is away the sweeper delivers them.
+    task_publish(outbox_deliver, kwargs={"message_ids": message_ids})
 
 
 def outbox_message_deliver(*, message_id: int, now: datetime) -> Delivery:

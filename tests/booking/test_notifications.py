@@ -1,5 +1,7 @@
 """Emails and invites, sent through a real SMTP server from the events that changed the booking."""
 
+import socket
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -207,6 +209,54 @@ def test_mail_written_while_redis_is_down_goes_out_when_it_is_back(soon, inbox, 
                 outbox_sweep_task.delay()
             wait_until(lambda: mail(inbox, "cy@example.com"), timeout=30)
     assert len(mail(inbox, "cy@example.com")) == 1
+
+
+class RefusingBroker:
+    """A "Redis" on 127.0.0.1 that hangs up on every connection, counting them."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                peer, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            peer.close()
+
+
+@pytest.fixture
+def refusing_broker():
+    broker = RefusingBroker()
+    with celery_broker(broker.url()):
+        yield broker
+    broker.listener.close()
+
+
+def test_with_redis_failing_only_the_first_customer_asks_it_and_every_booking_is_mailed_later(
+    soon, inbox, refusing_broker
+):
+    """Each booking publishes its emails after commit. With Redis failing, the first customer's
+    request finds out (one connection attempt, no retries); the next customers' requests do not try
+    again, so they do not wait on it. Nothing is lost: the sweeper mails every one of them."""
+    customers = [CustomerDetails(name, f"{name.lower()}@example.com") for name in ("Cy", "Di", "Ed")]
+    hold_places(soon["offering"], soon["session"], 1, now=soon["now"], who=customers[0])
+    tried = refusing_broker.connections
+    assert 1 <= tried <= 2  # redis-py may reconnect once on a dropped connection, kombu does not retry
+    for customer in customers[1:]:
+        hold_places(soon["offering"], soon["session"], 1, now=soon["now"], who=customer)
+    assert refusing_broker.connections == tried
+    assert mail(inbox) == []
+
+    deliver(soon["now"] + timedelta(seconds=1))  # what the sweeper does every few seconds
+    assert [len(mail(inbox, customer.email)) for customer in customers] == [1, 1, 1]
 
 
 def test_reminders_go_once_per_start_time_and_never_for_a_cancelled_booking(yoga, inbox):
