@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Everything a run keeps (cluster, Redis, the Stripe stand-in's store, the mailbox, the secret key).
 LOCAL = Path(os.environ.get("DEVSTACK_DIR") or ROOT / ".local")
 PYTHON = sys.executable
+WSGI = "config.wsgi:application"
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; PostgreSQL appends "/.s.PGSQL.5432"
 DB_NAME = "booking"
 
@@ -290,6 +291,68 @@ def _postgres_home() -> Path:
     return fallback
 
 
+class ServiceWatch:
+    """Restart an embedded PostgreSQL or Redis that stopped answering, with the same back-off as the
+    Supervisor gives its children: they run daemonized, so they are watched by asking, not by waiting."""
+
+    CHECK_EVERY = {"PostgreSQL": 2.0, "Redis": 0.5}  # pg_ctl status is a process; a Redis PING is not
+
+    def __init__(
+        self, services: dict[str, LocalPostgres | LocalRedis], owned: list[LocalPostgres | LocalRedis]
+    ) -> None:
+        self.services = services
+        self.owned = owned  # what the run stops at the end: one restarted here is ours from then on
+        self.next_check = dict.fromkeys(services, 0.0)
+        self.delay: dict[str, float] = {}
+        self.restart_at: dict[str, float] = {}
+        self.down_since: dict[str, float] = {}
+        self.up_since: dict[str, float] = {}
+
+    def tick(self) -> list[str]:
+        """Check what is due; restart what is down once its back-off has passed. Returns what restarted."""
+        now = time.monotonic()
+        restarted = []
+        for name, service in self.services.items():
+            if name in self.restart_at:
+                if now < self.restart_at[name]:
+                    continue
+                del self.restart_at[name]
+                if self._start(name, service):
+                    restarted.append(name)
+                    continue
+                # still down: the next attempt comes after a longer wait
+            elif now < self.next_check[name]:
+                continue
+            elif service.running():
+                self.next_check[name] = now + self.CHECK_EVERY[name]
+                if now - self.up_since.get(name, 0.0) > Supervisor.STABLE_AFTER:
+                    self.delay.pop(name, None)  # up long enough: a new crash starts the back-off again
+                continue
+            delay = (
+                min(self.delay[name] * 2, Supervisor.RESTART_DELAY_MAX)
+                if name in self.delay
+                else Supervisor.RESTART_DELAY_FIRST
+            )
+            self.delay[name], self.restart_at[name] = delay, now + delay
+            self.down_since.setdefault(name, now)
+            say(f"{name} is not answering; restarting it in {delay:g} s")
+        return restarted
+
+    def _start(self, name: str, service: LocalPostgres | LocalRedis) -> bool:
+        try:
+            service.ensure_started()
+        except (SystemExit, subprocess.CalledProcessError, OSError) as error:
+            say(f"{name} did not start ({error})")
+        if not service.running():
+            return False
+        if service not in self.owned:
+            self.owned.append(service)
+        now = time.monotonic()
+        say(f"{name} restarted, {now - self.down_since.pop(name, now):.1f} s after it stopped answering")
+        self.up_since[name], self.next_check[name] = now, now + self.CHECK_EVERY[name]
+        return True
+
+
 class Services:
     """PostgreSQL and Redis for this run: the configured ones, or local ones started on demand."""
 
@@ -297,6 +360,7 @@ class Services:
         self.postgres = LocalPostgres(_postgres_home())
         self.redis = LocalRedis(LOCAL / "redis")
         self.started: list[LocalPostgres | LocalRedis] = []
+        self.embedded: dict[str, LocalPostgres | LocalRedis] = {}  # the ones this run's URLs point at
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -311,16 +375,21 @@ class Services:
             if self.postgres.ensure_started():
                 self.started.append(self.postgres)
             env["DATABASE_URL"] = self.postgres.url()
+            self.embedded["PostgreSQL"] = self.postgres
         if env.get("REDIS_URL"):
             say("using REDIS_URL from the environment")
         else:
             if self.redis.ensure_started():
                 self.started.append(self.redis)
             env["REDIS_URL"] = self.redis.url()
+            self.embedded["Redis"] = self.redis
         return env
 
+    def watch(self) -> ServiceWatch:
+        return ServiceWatch(self.embedded, self.started)
+
     def stop(self) -> None:
-        for service in reversed(self.started):
+        for service in sorted(self.started, key=lambda s: isinstance(s, LocalPostgres)):  # Redis first
             service.stop()
         self.started.clear()
 
@@ -577,6 +646,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     env.setdefault("BUSINESS_TIME_ZONE", "Europe/London")
     env.setdefault("SECRET_KEY", _secret_key())
     port = _free_port(int(env.get("PORT", "8000")))
+    env["PORT"] = str(port)  # config/gunicorn.py binds to it
     base = f"http://127.0.0.1:{port}"
     env.setdefault("SITE_URL", base)
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -603,7 +673,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _manage(env, "migrate", "--noinput", "-v", "0")
         say("loading the demo business ...")
         seeded = _manage(env, "seed_demo", capture=True)
-        supervisor.start("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}"])
+        # The application server production uses (config/gunicorn.py), with its bounded connection pool.
+        supervisor.start("web", [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.py"), WSGI])
         celery = [PYTHON, "-m", "celery", "-A", "config"]
         supervisor.start(
             "worker", [*celery, "worker", "-l", "WARNING", "--concurrency", "2", "-n", "worker@%h"]
@@ -632,7 +703,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             "",
         ]
         print("\n".join(banner), flush=True)
+        watch = services.watch()
         while True:
+            watch.tick()
             supervisor.restart_crashed()
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
-"""`make run`: the whole stack comes up green, serves the site, restarts a crashed worker, and stops
-cleanly on Ctrl-C or SIGTERM, however many arrive, leaving no process behind."""
+"""`make run`: the whole stack comes up green, serves the site under gunicorn with bounded database
+connections through a burst, restarts a crashed worker, and stops cleanly on Ctrl-C or SIGTERM, however
+many arrive, leaving no process behind."""
 
 import os
 import re
@@ -9,12 +10,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 import pytest
 from django.conf import settings
 
+from config.devstack import LocalRedis, ServiceWatch
 from config.env import redis_url_with_db
 from tests.conftest import wait_until
 
@@ -54,9 +57,9 @@ def scratch_database():
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _get(url: str) -> tuple[int, bytes]:
+def _get(url: str, timeout: float = 5) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -182,6 +185,20 @@ def test_make_run_serves_the_site_restarts_a_crashed_worker_and_stops_cleanly(sc
         wait_until(lambda: "Demo login:    admin / admin" in output(), timeout=10)
         _book_a_class_and_find_the_email(base, scratch_database)
 
+        # 100 requests at once, far more than the web server's 2 × 4 threads and their pools of 4
+        # connections: each waits its turn (or is told to come back), none fails, PostgreSQL never sees
+        # more connections than the bound, and the site serves normally straight after.
+        with ThreadPoolExecutor(100) as pool:
+            answers = list(pool.map(lambda _: _get(f"{base}/o/gentle-yoga/", timeout=120)[0], range(100)))
+        assert set(answers) <= {200, 503} and answers.count(200) >= 50, sorted(answers)
+        with _admin_connection() as conn:
+            [(connections,)] = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                [scratch_database.rsplit("/", 1)[1]],
+            ).fetchall()
+        assert connections <= 2 * 4 + 4  # web's pools + the worker's two processes, beat and the stack
+        assert _get(f"{base}/")[0] == 200
+
         [worker] = workers_started()
         crashed = _family(worker)  # the worker and its pool processes
         os.kill(worker, signal.SIGKILL)  # the worker crashes; the rest must go on serving
@@ -204,3 +221,22 @@ def test_make_run_serves_the_site_restarts_a_crashed_worker_and_stops_cleanly(sc
     assert _get(f"{base}/")[0] == 0, "the web server is still answering after Ctrl-C"
     assert len(family) > 5  # web, worker and its pool, beat, the stand-ins: all seen
     assert [pid for pid in family if _alive(pid)] == [], output()[-3000:]
+
+
+def test_an_embedded_redis_that_dies_is_restarted_after_its_back_off(tmp_path, capsys):
+    """`make run`'s Redis runs daemonized; killed, it is noticed and started again, after the back-off."""
+    redis = LocalRedis(tmp_path / "redis")
+    redis.ensure_started()
+    owned = []
+    try:
+        watch = ServiceWatch({"Redis": redis}, owned)
+        assert watch.tick() == []  # answering: left alone
+        os.kill(int(redis.pidfile.read_text()), signal.SIGKILL)
+        wait_until(lambda: watch.tick() == ["Redis"], timeout=15, interval=0.1)
+        assert redis.running()
+        log = capsys.readouterr().err
+        assert "Redis is not answering; restarting it in 1 s" in log
+        assert "Redis restarted" in log
+        assert owned == [redis]  # stopped with the rest when make run stops
+    finally:
+        redis.stop()

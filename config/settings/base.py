@@ -92,9 +92,13 @@ if env.DATABASE_POOL_MAX:
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 1,
         "max_size": env.DATABASE_POOL_MAX,
-        "timeout": 10,
+        # A request waits this long for a free connection, then gets the 503 page with Retry-After
+        # (core.middleware.DatabaseUnavailableMiddleware), never a 500.
+        "timeout": 5,
     }
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.DATABASE_HEALTH_CHECKS
+# With the pool this is its check as it hands a connection out (one round trip): after PostgreSQL
+# restarts, no request is given one of the dead connections still sitting in the pool.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.DATABASE_HEALTH_CHECKS or bool(env.DATABASE_POOL_MAX)
 DATABASES["default"]["OPTIONS"]["server_side_binding"] = env.DATABASE_SERVER_SIDE_BINDING
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
