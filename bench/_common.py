@@ -91,6 +91,13 @@ def server_environment(env: dict[str, str]) -> dict[str, str]:
     }
 
 
+def collect_static(env: dict[str, str]) -> None:
+    """Production settings serve static files from the manifest `collectstatic` writes."""
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+
+
 def gunicorn_start(
     *, port: int, workers: int, threads: int, env: dict[str, str], extra: tuple[str, ...] = ()
 ) -> subprocess.Popen:

@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 
 from _common import (
     ROOT,
+    collect_static,
     free_port,
     group_cpu_seconds,
     gunicorn_start,
@@ -169,12 +170,7 @@ def main() -> None:
     offering, session = prepare(args.places)
     port = free_port()
     server_env = server_environment(env)
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        cwd=ROOT,
-        env=server_env,
-        check=True,
-    )
+    collect_static(server_env)
     processes = [gunicorn_start(port=port, workers=args.workers, threads=args.threads, env=server_env)]
     if not args.no_celery:
         processes.append(
