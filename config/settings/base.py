@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -142,6 +143,25 @@ STORAGES = {
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
+}
+
+# --- Content-Security-Policy (core.middleware.ContentSecurityPolicyMiddleware) ------------------------
+# The middleware adds Stripe's origins (STRIPE_JS_URL, STRIPE_API_BASE) for the card form: its script,
+# the frames it draws the fields and 3-D Secure in, and its API.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],  # no inline script, no eval: htmx runs with allowEval off
+    "style-src": ["'self'"],  # no <style> elements: htmx's indicator styles are in site.css
+    # Style attributes carry server-computed geometry (the staff schedule's blocks) and the emails
+    # previewed in the demo mailbox; an attribute cannot run script.
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "frame-src": ["'self'", "https://hooks.stripe.com"],
+    "frame-ancestors": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
 }
 
 # --- HTTPS hardening -----------------------------------------------------------------------------

@@ -185,8 +185,8 @@ def site_requests_wait_finished(timeout: float = 10.0) -> None:
 def open_page(browser, live_server, request) -> Iterator[Callable[..., Page]]:
     """Open a page in a fresh browser context (own cookies) on the live server, desktop or phone sized.
 
-    Each page fails the test on an uncaught script error or a 5xx from the site, and is screenshotted
-    if the test failed.
+    Each page fails the test on an uncaught script error, anything the Content-Security-Policy blocked,
+    or a 5xx from the site, and is screenshotted if the test failed.
     """
     contexts = []
     problems: list[str] = []
@@ -205,6 +205,15 @@ def open_page(browser, live_server, request) -> Iterator[Callable[..., Page]]:
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: problems.append(f"script error on {page.url}: {error}"))
+        # Chromium reports each thing the Content-Security-Policy blocked (in any frame) on the console.
+        page.on(
+            "console",
+            lambda message: (
+                problems.append(f"CSP violation on {page.url}: {message.text}")
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
         page.on(
             "response",
             lambda response: (
