@@ -24,7 +24,7 @@ Builds a scratch database `booking_calsync` (on DATABASE_URL's server, or the pr
    is what decides "the availability engine sees the new busy time within seconds of the push" (the
    Django view and the Celery queue hop in between are not included).
 
-Google and Microsoft are the local stand-ins (config/standins), started in-process, the events put
+Google and Microsoft are the local stand-ins (standins), started in-process, the events put
 in through their control methods (no HTTP); CalDAV is a real Radicale in a child process, loaded with
 one PUT of the whole collection, and with --caldav-events events (Radicale rewrites its caches on
 every single PUT, so 5,000 events make each change on the phone side take most of a second; the
@@ -389,7 +389,7 @@ class Google(Provider):
     name = "Google Calendar"
 
     def __init__(self, rng, now) -> None:
-        from config.standins.google_calendar import GoogleCalendarStandIn
+        from standins.google_calendar import GoogleCalendarStandIn
 
         super().__init__(rng, now)
         self.standin = GoogleCalendarStandIn.start(default_email=STAFF_EMAIL)
@@ -464,7 +464,7 @@ class Microsoft(Provider):
     name = "Microsoft Graph"
 
     def __init__(self, rng, now) -> None:
-        from config.standins.microsoft import MicrosoftStandIn
+        from standins.microsoft import MicrosoftStandIn
 
         super().__init__(rng, now)
         self.standin = MicrosoftStandIn.start(default_email=STAFF_EMAIL)
@@ -546,7 +546,7 @@ class CalDAV(Provider):
         import caldav
         import requests
 
-        from config.standins.radicale import radicale
+        from standins.radicale import radicale
 
         super().__init__(rng, now)
         self.settings = {}

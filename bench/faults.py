@@ -340,7 +340,7 @@ def main() -> None:
     owns_postgres = not os.environ.get("DATABASE_URL")
     env = setup_django(BENCH_DB)
     from config.devstack import LocalRedis, Services
-    from config.standins.mailbox import Mailbox
+    from standins.mailbox import Mailbox
 
     work = Path(tempfile.mkdtemp(prefix="faults-"))
     redis = LocalRedis(work / "redis", persist=False)

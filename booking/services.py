@@ -234,14 +234,12 @@ def _announce(topic: str, booking: Booking, now: datetime, **extra) -> None:
 
 
 def _schedule_expiry(booking: Booking) -> None:
-    from booking.tasks import booking_expire_hold
-
     eta = booking.hold_expires_at
     booking_id = booking.pk
 
     # If the broker is away, the periodic sweep releases the hold instead.
     transaction.on_commit(
-        lambda: task_publish(booking_expire_hold, kwargs={"booking_id": booking_id}, eta=eta)
+        lambda: task_publish("booking.tasks.booking_expire_hold", kwargs={"booking_id": booking_id}, eta=eta)
     )
 
 

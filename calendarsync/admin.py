@@ -10,7 +10,6 @@ from django.utils.html import format_html
 from calendarsync.models import CalendarConnection, CalendarEvent
 from calendarsync.providers.base import ProviderError
 from calendarsync.services import CalendarError, connection_create, connection_disconnect, connection_grant
-from calendarsync.tasks import calendar_sync_task
 from core.broker import task_publish
 
 
@@ -181,7 +180,7 @@ class CalendarConnectionAdmin(admin.ModelAdmin):
     @admin.action(description="Sync now", permissions=["change"])
     def sync_now(self, request, queryset):
         for connection in queryset.filter(status__in=["connected", "failing"]):
-            task_publish(calendar_sync_task, kwargs={"connection_id": connection.pk})
+            task_publish("calendarsync.tasks.calendar_sync", kwargs={"connection_id": connection.pk})
         self.message_user(request, "Sync queued; refresh in a few seconds.")
 
     @admin.action(

@@ -162,9 +162,9 @@ def connection_disconnect(*, connection: CalendarConnection, now: datetime, acti
 
 
 def _sync_soon(connection: CalendarConnection) -> None:
-    from calendarsync.tasks import calendar_sync_task
-
-    transaction.on_commit(lambda: task_publish(calendar_sync_task, kwargs={"connection_id": connection.pk}))
+    transaction.on_commit(
+        lambda: task_publish("calendarsync.tasks.calendar_sync", kwargs={"connection_id": connection.pk})
+    )
 
 
 # --- trouble ----------------------------------------------------------------------------------------

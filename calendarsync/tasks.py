@@ -38,7 +38,7 @@ def calendar_sync_all(**kwargs) -> int:
         CalendarConnection.objects.filter(status__in=["connected", "failing"]).values_list("pk", flat=True)
     )
     for pk in ids:
-        task_publish(calendar_sync_task, kwargs={"connection_id": pk})
+        task_publish("calendarsync.tasks.calendar_sync", kwargs={"connection_id": pk})
     return len(ids)
 
 

@@ -17,7 +17,6 @@ from django.views.decorators.http import require_POST, require_safe
 from calendarsync.models import CalendarConnection
 from calendarsync.providers.base import ProviderError
 from calendarsync.services import CalendarError, connection_grant, push_received
-from calendarsync.tasks import calendar_sync_task
 from core.broker import task_publish
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ def push_google(request: HttpRequest) -> HttpResponse:
     if connection is None:
         return HttpResponse(status=404)  # unknown or stale channel: Google stops sending to it
     if request.headers.get("X-Goog-Resource-State") != "sync":
-        task_publish(calendar_sync_task, kwargs={"connection_id": connection.pk})
+        task_publish("calendarsync.tasks.calendar_sync", kwargs={"connection_id": connection.pk})
     return HttpResponse(status=200)
 
 
@@ -119,5 +118,5 @@ def push_microsoft(request: HttpRequest) -> HttpResponse:
         )
         if connection is not None and connection.pk not in queued:
             queued.add(connection.pk)
-            task_publish(calendar_sync_task, kwargs={"connection_id": connection.pk})
+            task_publish("calendarsync.tasks.calendar_sync", kwargs={"connection_id": connection.pk})
     return HttpResponse(status=202)

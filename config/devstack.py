@@ -540,7 +540,7 @@ class DemoStandIns:
     """Local stand-ins for outside services, used by `make run` where no real ones are configured.
 
     Email: a local SMTP server keeping every message, readable by staff at /staff/mailbox/.
-    Stripe: the stand-in in config/standins (real stripe library, its own Stripe.js for the browser),
+    Stripe: the stand-in in standins (real stripe library, its own Stripe.js for the browser),
     with webhooks delivered to this site as Stripe would deliver them.
     """
 
@@ -554,7 +554,7 @@ class DemoStandIns:
         if env.get("EMAIL_HOST"):
             say("sending email through EMAIL_HOST from the environment")
         else:
-            from config.standins.mailbox import Mailbox
+            from standins.mailbox import Mailbox
 
             self.mailbox = Mailbox.start(LOCAL / "mailbox")
             self.running.append(self.mailbox)
@@ -568,7 +568,7 @@ class DemoStandIns:
         if env.get("STRIPE_SECRET_KEY"):
             say("using the Stripe keys from the environment")
             return
-        from config.standins.stripe_server import StripeStandIn
+        from standins.stripe_server import StripeStandIn
 
         self.stripe = StripeStandIn.start(LOCAL / "stripe")
         self.running.append(self.stripe)
@@ -587,7 +587,7 @@ class DemoStandIns:
         """Google and Microsoft stand-ins (connect a resource's calendar in admin: the consent screen
         agrees at once, as staff@example.com) and a Radicale CalDAV server (user demo, any password)."""
         if not env.get("GOOGLE_CLIENT_ID"):
-            from config.standins.google_calendar import GoogleCalendarStandIn
+            from standins.google_calendar import GoogleCalendarStandIn
 
             google = GoogleCalendarStandIn.start()
             self.running.append(google)
@@ -603,7 +603,7 @@ class DemoStandIns:
                 }
             )
         if not env.get("MICROSOFT_CLIENT_ID"):
-            from config.standins.microsoft import MicrosoftStandIn
+            from standins.microsoft import MicrosoftStandIn
 
             microsoft = MicrosoftStandIn.start()
             self.running.append(microsoft)
@@ -617,7 +617,7 @@ class DemoStandIns:
                     "MICROSOFT_CA_BUNDLE": microsoft.ca_cert,
                 }
             )
-        from config.standins.radicale import Radicale
+        from standins.radicale import Radicale
 
         self.radicale = Radicale.start(LOCAL / "radicale", port=_free_port(5232))
         self.running.append(self.radicale)

@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -21,18 +22,21 @@ logger = logging.getLogger(__name__)
 _broker_down_until = 0.0  # time.monotonic() before which this process does not try the broker
 
 
-def task_publish(task: Any, *, kwargs: dict | None = None, **options: Any) -> bool:
-    """Queue *task* now, or give up at once: True if the broker took it."""
+def task_publish(task_name: str, *, kwargs: dict | None = None, **options: Any) -> bool:
+    """Queue the task registered as *task_name* now, or give up at once: True if the broker took it.
+
+    By name, so a service never imports its app's tasks module (which imports the services).
+    """
     global _broker_down_until
     if time.monotonic() < _broker_down_until:
         return False
     try:
-        task.apply_async(kwargs=kwargs or {}, retry=False, **options)
+        current_app.send_task(task_name, kwargs=kwargs or {}, retry=False, **options)
     except Exception as error:  # noqa: BLE001 - any broker trouble: the periodic sweeps do the work instead
         _broker_down_until = time.monotonic() + settings.BROKER_RETRY_AFTER_SECONDS
         logger.warning(
             "Could not queue %s (%s); not trying the broker again for %s s (the periodic sweeps cover it).",
-            task.name,
+            task_name,
             error,
             settings.BROKER_RETRY_AFTER_SECONDS,
         )

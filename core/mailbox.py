@@ -1,4 +1,4 @@
-"""Reading the local demo mailbox (config/standins/mailbox.py writes one .eml file per message)."""
+"""Reading the local demo mailbox (standins/mailbox.py writes one .eml file per message)."""
 
 from dataclasses import dataclass, field
 from email import policy

@@ -2,7 +2,7 @@
 
 Every clock the tests control is moved there, ticking from that moment at the real rate: this test
 process (its Celery worker thread, its live server and the in-process stand-ins, with time-machine),
-each pytest-xdist worker, and the stand-ins started in child processes (config/standins/clock.py).
+each pytest-xdist worker, and the stand-ins started in child processes (standins/clock.py).
 PostgreSQL's own clock is not moved; the product never asks it the time (domain code is handed `now`).
 
 A test that freezes or moves time itself (`time_machine.travel(...)`) still does so inside the moved

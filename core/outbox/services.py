@@ -68,10 +68,8 @@ def outbox_enqueue(
 
 
 def _publish(message_ids: list[int]) -> None:
-    from core.tasks import outbox_deliver
-
     # The commit already happened; if the broker is away the sweeper delivers them.
-    task_publish(outbox_deliver, kwargs={"message_ids": message_ids})
+    task_publish("core.tasks.outbox_deliver", kwargs={"message_ids": message_ids})
 
 
 def outbox_message_deliver(*, message_id: int, now: datetime) -> Delivery:

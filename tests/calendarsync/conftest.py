@@ -3,8 +3,8 @@ from collections.abc import Iterator
 import pytest
 import time_machine
 
-from config.standins.google_calendar import GoogleCalendarStandIn
-from config.standins.microsoft import MicrosoftStandIn
+from standins.google_calendar import GoogleCalendarStandIn
+from standins.microsoft import MicrosoftStandIn
 from tests.calendarsync.helpers import NOW, STAFF, salon_build
 
 

@@ -19,7 +19,7 @@ from calendarsync.providers.base import (
     SyncTokenExpired,
 )
 from calendarsync.providers.caldav import CalDAVAdapter, calendar_discover
-from config.standins.radicale import Radicale, radicale
+from standins.radicale import Radicale, radicale
 
 STAFF, PASSWORD = "ana", "s3cret"
 WINDOW = (datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 9, 1, tzinfo=UTC))

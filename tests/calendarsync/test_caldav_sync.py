@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from booking.services import booking_reschedule
 from calendarsync.models import CalendarConnection
-from config.standins.radicale import Radicale, radicale
 from core.outbox.services import outbox_sweep
+from standins.radicale import Radicale, radicale
 from tests.calendarsync.helpers import ALL_DAY, NOW, book, free_times, paris, sync
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """An Outlook calendar through the Microsoft adapter: a staff member's own appointments come back as busy
 time, bookings land in her calendar once, and Graph's failures reach the caller as the four error kinds.
-The real msal and requests talk to the local stand-in (config/standins/microsoft.py) over TLS."""
+The real msal and requests talk to the local stand-in (standins/microsoft.py) over TLS."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from calendarsync.providers.base import (
     SyncTokenExpired,
 )
 from calendarsync.providers.microsoft import MicrosoftAdapter, auth_flow_finish, auth_flow_start
-from config.standins.microsoft import MicrosoftStandIn
+from standins.microsoft import MicrosoftStandIn
 from tests.standins.calendar_receiver import Receiver
 
 CLIENT_ID = "0d3c2f7e-5a4b-4d8e-9f10-2b3c4d5e6f70"

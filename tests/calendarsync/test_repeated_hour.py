@@ -14,10 +14,10 @@ import pytest
 from booking.services import booking_confirm
 from calendarsync.models import CalendarConnection
 from calendarsync.services import connection_create
-from config.standins.radicale import Radicale, radicale
 from core.outbox.services import outbox_sweep
 from core.times import venue_time
 from inventory.selectors import appointment_slot_list
+from standins.radicale import Radicale, radicale
 from tests.booking.clock_changes import (
     first_changes_each_way,
     open_all_day,

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 
-from config.standins.mailbox import Mailbox
+from standins.mailbox import Mailbox
 
 pytestmark = pytest.mark.django_db
 

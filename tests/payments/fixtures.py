@@ -6,8 +6,8 @@ Webhooks are delivered only to tests that ask for them, to this process's live s
 
 import pytest
 
-from config.standins.stripe_server import StripeStandIn
 from payments import stripe_client as client_module
+from standins.stripe_server import StripeStandIn
 
 WEBHOOK_SECRET = "whsec_test_local_secret"
 

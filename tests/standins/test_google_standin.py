@@ -17,7 +17,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
-from config.standins.google_calendar import CALENDAR_SCOPE, GoogleCalendarStandIn
+from standins.google_calendar import CALENDAR_SCOPE, GoogleCalendarStandIn
 from tests.standins.calendar_receiver import Receiver
 
 CLIENT_ID, CLIENT_SECRET = "booking-client.apps.googleusercontent.com", "client-secret"

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import msal
 import pytest
 
-from config.standins.microsoft import MicrosoftStandIn
+from standins.microsoft import MicrosoftStandIn
 from tests.standins.calendar_receiver import Receiver
 
 CLIENT_ID, CLIENT_SECRET = "6731de76-14a6-49ae-97bc-6eba6914391e", "client-secret"

@@ -19,7 +19,7 @@ import pytest
 import stripe
 import time_machine
 
-from config.standins.stripe_server import StripeStandIn, run
+from standins.stripe_server import StripeStandIn, run
 from tests.clock import browser_clock_follow
 from tests.conftest import wait_until
 

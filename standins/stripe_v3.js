@@ -1,5 +1,5 @@
 /*
- * Stand-in Stripe.js for the local Stripe server (config/standins/stripe_server.py).
+ * Stand-in Stripe.js for the local Stripe server (standins/stripe_server.py).
  *
  * Enough of https://js.stripe.com/v3/ for a checkout page: Stripe(publishableKey), elements() with
  * the Payment Element (plain labelled inputs for card number, expiry and CVC), confirmPayment,

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from config.standins._base import (
+from standins._base import (
     UTC,
     BadRequest,
     Reply,

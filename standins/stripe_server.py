@@ -1,6 +1,6 @@
 """A local Stripe for tests and the demo: localstripe, plus the parts of Stripe the project relies on.
 
-`python -m config.standins.stripe_server --port 12111` serves it on 127.0.0.1; `StripeStandIn.start()`
+`python -m standins.stripe_server --port 12111` serves it on 127.0.0.1; `StripeStandIn.start()`
 runs it in a child process on a free port. Point the real client at it with
 `stripe.StripeClient(key, base_addresses={"api": url})` (any `sk_` key works) and the browser at
 `{url}/js.stripe.com/v3/`.
@@ -75,11 +75,11 @@ from localstripe.resources import (
 )
 from localstripe.webhooks import schedule_webhook
 
-from config.standins.clock import child_environment, follow_caller_clock
+from standins.clock import child_environment, follow_caller_clock
 
 DEFAULT_PORT = 12111
 JS_PATH = Path(__file__).with_name("stripe_v3.js")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("stripe_standin")
 
 # Stripe's test cards that attach but decline when charged: number -> (decline_code, message).
@@ -754,7 +754,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m config.standins.stripe_server", description=__doc__.split("\n")[0]
+        prog="python -m standins.stripe_server", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--host", default="127.0.0.1", help="a loopback address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -798,7 +798,7 @@ class StripeStandIn:
             listener.listen(128)
             process = subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "config.standins.stripe_server"),
+                    *(sys.executable, "-m", "standins.stripe_server"),
                     *("--fd", str(listener.fileno()), "--data-dir", str(data_dir)),
                 ],
                 cwd=ROOT,

@@ -3,7 +3,7 @@
 `make run` points Django's SMTP backend at it, and staff read what customers would have received at
 /staff/mailbox/ (core.views.dev_mailbox). Messages are stored as `<time>-<n>.eml` in the folder.
 
-    python -m config.standins.mailbox --port 1025 --dir .local/mailbox
+    python -m standins.mailbox --port 1025 --dir .local/mailbox
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class SaveToFolder:
@@ -62,7 +62,7 @@ class Mailbox:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         process = subprocess.Popen(
-            [sys.executable, "-m", "config.standins.mailbox", "--port", str(port), "--dir", str(folder)],
+            [sys.executable, "-m", "standins.mailbox", "--port", str(port), "--dir", str(folder)],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
