@@ -6,6 +6,8 @@ the race is lost every time. The negative controls remove the guards (the row lo
 database constraint behind them) and show the same races oversell and double-book.
 """
 
+import importlib
+import pkgutil
 import threading
 import time
 from collections import Counter
@@ -199,6 +201,12 @@ def test_expiry_racing_confirmation_leaves_one_consistent_outcome(yoga, slow_che
 # --- negative controls: take the guards away and the same races are lost ------------------------
 
 
+SERVICE_MODULES = [
+    importlib.import_module(f"booking.services.{info.name}")
+    for info in pkgutil.iter_modules(services.__path__)
+]
+
+
 @pytest.fixture
 def no_locks(monkeypatch):
     """Replace the row locks with plain reads: check-then-write without anyone waiting."""
@@ -209,8 +217,11 @@ def no_locks(monkeypatch):
             by_session.setdefault(row.session_id, []).append(row)
         return by_session
 
-    monkeypatch.setattr(services, "lock_session_counters", read_counters)
-    monkeypatch.setattr(services, "lock_resource_units", lambda *, resource_ids: [])
+    for module in SERVICE_MODULES:  # everywhere the booking services lock capacity
+        if hasattr(module, "lock_session_counters"):
+            monkeypatch.setattr(module, "lock_session_counters", read_counters)
+        if hasattr(module, "lock_resource_units"):
+            monkeypatch.setattr(module, "lock_resource_units", lambda *, resource_ids: [])
 
 
 @pytest.fixture
