@@ -17,10 +17,10 @@ from django.db import connections
 from booking.services import booking_cancel
 from tests.booking.helpers import NOW, hold_places
 from tests.ticketing.helpers import adults, door_list, paid_tickets, scan, standing
-from ticketing import services, signing
+from ticketing import signing
 from ticketing.models import CheckInState, Scan
 from ticketing.selectors import checkin_counts, checkin_manifest, public_key_of_session
-from ticketing.services import ScanReport, scans_record, tickets_sync
+from ticketing.services import ScanReport, scans, scans_record, tickets_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -286,14 +286,14 @@ def race_two_doors(clist, payload, at):
 @pytest.fixture
 def slow_judgement(monkeypatch):
     """Each door pauses after taking its lock and before judging, so two doors overlap right there."""
-    lock = services.lock_tickets
+    lock = scans.lock_tickets
 
     def lock_then_pause(**kwargs):
         found = lock(**kwargs)
         time.sleep(WINDOW)
         return found
 
-    monkeypatch.setattr(services, "lock_tickets", lock_then_pause)
+    monkeypatch.setattr(scans, "lock_tickets", lock_then_pause)
 
 
 def test_two_doors_scanning_the_same_ticket_at_the_same_moment_admit_it_once(night, slow_judgement):
@@ -308,15 +308,15 @@ def test_negative_control_without_the_ticket_lock_both_doors_let_the_ticket_in(n
     outlast (a door descheduled past the other's commit reads its scan and says "already in").
     """
     both_have_read = threading.Barrier(2, timeout=10)
-    read = services._stored_scans
+    read = scans._stored_scans
 
     def read_then_wait_for_the_other_door(*args, **kwargs):
         found = read(*args, **kwargs)
         both_have_read.wait()
         return found
 
-    monkeypatch.setattr(services, "lock_tickets", lambda **kwargs: None)
-    monkeypatch.setattr(services, "_stored_scans", read_then_wait_for_the_other_door)
+    monkeypatch.setattr(scans, "lock_tickets", lambda **kwargs: None)
+    monkeypatch.setattr(scans, "_stored_scans", read_then_wait_for_the_other_door)
     assert race_two_doors(night["list"], night["ana"].payload, night["doors_open"]) == ["valid", "valid"]
 
 
