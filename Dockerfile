@@ -17,6 +17,7 @@ COPY booking ./booking
 COPY payments ./payments
 COPY ticketing ./ticketing
 COPY calendarsync ./calendarsync
+COPY staff ./staff
 RUN pip install --no-cache-dir -c requirements.lock .
 COPY manage.py ./
 COPY templates ./templates

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from booking import report_views, schedule_views, views
+from booking import views
 
 app_name = "booking"
 urlpatterns = [
@@ -14,6 +14,4 @@ urlpatterns = [
     path("b/<str:token>/cancel/", views.booking_cancel_view, name="cancel"),
     path("b/<str:token>/reschedule/", views.booking_reschedule_view, name="reschedule"),
     path("b/<str:token>/attendees/", views.booking_attendees_view, name="attendees"),
-    path("staff/reports/", report_views.reports_page, name="reports"),
-    path("staff/schedule/", schedule_views.day_schedule, name="schedule"),
 ]

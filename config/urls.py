@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("payments.urls")),
     path("", include("ticketing.urls")),
     path("", include("calendarsync.urls")),
+    path("", include("staff.urls")),
 ]
 
 handler500 = "core.views.server_error"

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "payments",
     "ticketing",
     "calendarsync",
+    "staff",
 ]
 
 MIDDLEWARE = [

@@ -2,7 +2,7 @@
 
 Staff holding `booking.view_booking` see one location's day: resources down the side, the hours
 across, bookings, sessions, busy time and blackouts as blocks that link to their admin pages. The view
-translates the query string, makes one call to `booking.schedule.day_schedule`, and renders a page in
+translates the query string, makes one call to `staff.schedule.day_schedule`, and renders a page in
 the admin's look; everything is server-rendered HTML and CSS.
 """
 
@@ -22,9 +22,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from booking import schedule
 from booking.models import Booking
 from inventory.models import Location
+from staff import schedule
 
 PERMISSION = "booking.view_booking"
 
@@ -43,7 +43,7 @@ def _query(location: Location, day: date, whole_day: bool) -> str:
     params = {"location": location.pk, "date": day.isoformat()}
     if whole_day:
         params["whole_day"] = "on"
-    return f"{reverse('booking:schedule')}?{urlencode(params)}"
+    return f"{reverse('staff:schedule')}?{urlencode(params)}"
 
 
 @staff_member_required
@@ -64,7 +64,7 @@ def day_schedule(request: HttpRequest) -> HttpResponse:
         "form": None,
     }
     if not locations:
-        return render(request, "booking/staff/schedule.html", context)
+        return render(request, "staff/schedule.html", context)
 
     by_pk = {loc.pk: loc for loc in locations}
     wanted = request.GET.get("location", "")
@@ -79,7 +79,7 @@ def day_schedule(request: HttpRequest) -> HttpResponse:
     form = ScheduleForm(data, locations=locations)
     context["form"] = form
     if not form.is_valid():
-        return render(request, "booking/staff/schedule.html", context, status=400)
+        return render(request, "staff/schedule.html", context, status=400)
 
     location = by_pk[form.cleaned_data["location"]]
     day = form.cleaned_data["date"]
@@ -91,4 +91,4 @@ def day_schedule(request: HttpRequest) -> HttpResponse:
         today_url=_query(location, now.astimezone(location.tz).date(), whole_day),
         is_today=day == now.astimezone(location.tz).date(),
     )
-    return render(request, "booking/staff/schedule.html", context)
+    return render(request, "staff/schedule.html", context)

@@ -29,9 +29,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from booking import reports
 from booking.models import Booking, BookingStatus
-from booking.reports import ReportFilters
 from booking.services import (
     booking_cancel,
     booking_confirm,
@@ -42,6 +40,8 @@ from booking.services import (
 )
 from core.roles import MANAGER
 from inventory.models import Resource
+from staff import reports
+from staff.reports import ReportFilters
 from tests.booking.helpers import NOW, at, hold_places, hold_slot, someone
 from tests.inventory import factories as make
 
@@ -296,7 +296,7 @@ def csv_rows(response) -> list[list[str]]:
 def test_the_page_shows_the_figures_charts_and_tables(client, shop, settings):
     settings.BUSINESS_TIME_ZONE = TZ
     login(client)
-    assert reverse("booking:reports") == URL
+    assert reverse("staff:reports") == URL
     page = client.get(URL, QUERY)
     assert page.status_code == 200
     html = page.content.decode()

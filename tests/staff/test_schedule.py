@@ -15,11 +15,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from booking.schedule import day_schedule
 from booking.services import booking_cancel, booking_confirm
 from core.roles import FRONT_DESK
 from inventory.models import ResourceRequirement
 from inventory.services import busy_block_upsert
+from staff.schedule import day_schedule
 from tests.booking.helpers import NOW, TUESDAY, at, hold_places, hold_slot
 from tests.inventory import factories as make
 
@@ -42,9 +42,7 @@ def staff(client):
 
 
 def page(client, location, day: date, **extra):
-    return client.get(
-        reverse("booking:schedule"), {"location": location.pk, "date": day.isoformat(), **extra}
-    )
+    return client.get(reverse("staff:schedule"), {"location": location.pk, "date": day.isoformat(), **extra})
 
 
 def row_html(html: str, resource) -> str:
@@ -208,7 +206,7 @@ def test_by_default_the_first_location_today_in_its_own_time_zone(client, staff,
     make.location(name="Zebra Rooms", time_zone="America/New_York")
 
     with time_machine.travel(datetime(2026, 6, 1, 23, 30, tzinfo=UTC), tick=False):  # Tuesday in London
-        response = client.get(reverse("booking:schedule"))
+        response = client.get(reverse("staff:schedule"))
 
     schedule = response.context["schedule"]
     assert (schedule.location, schedule.day) == (salon["place"], TUESDAY)
@@ -216,7 +214,7 @@ def test_by_default_the_first_location_today_in_its_own_time_zone(client, staff,
 
 
 def test_staff_without_view_booking_are_refused_and_strangers_sent_to_log_in(client, salon):
-    url = f"{reverse('booking:schedule')}?location={salon['place'].pk}"
+    url = f"{reverse('staff:schedule')}?location={salon['place'].pk}"
     assert client.get(url).status_code == 302
     assert client.get(url)["Location"].startswith("/admin/login/")
 
@@ -230,7 +228,7 @@ def test_staff_without_view_booking_are_refused_and_strangers_sent_to_log_in(cli
 
 
 def test_a_wrong_date_is_explained(client, staff, salon):
-    response = client.get(reverse("booking:schedule"), {"location": salon["place"].pk, "date": "2026-02-30"})
+    response = client.get(reverse("staff:schedule"), {"location": salon["place"].pk, "date": "2026-02-30"})
 
     assert response.status_code == 400
     assert "Enter a valid date" in response.content.decode()

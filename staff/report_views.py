@@ -1,7 +1,7 @@
 """The staff Reports page (`/staff/reports/`): figures, server-made SVG bar charts, and CSV downloads.
 
 Managers only: a staff login holding `booking.view_reports`. The view translates the query string
-into `ReportFilters`, makes one call per table to `booking.reports`, and renders a page in the admin's
+into `ReportFilters`, makes one call per table to `staff.reports`, and renders a page in the admin's
 look, or, with `?format=csv&table=<name>`, that one table as a CSV attachment.
 """
 
@@ -26,11 +26,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from booking import reports
 from booking.models import Booking
-from booking.reports import ReportFilters
 from core.times import venue_time
 from inventory.models import Location, Offering
+from staff import reports
+from staff.reports import ReportFilters
 
 PERMISSION = "booking.view_reports"
 
@@ -389,7 +389,7 @@ def _waitlist_tables(report: reports.WaitlistReport, group: str, zone) -> tuple[
     return periods, sessions
 
 
-# One builder per CSV table name: each makes exactly one call into booking.reports.
+# One builder per CSV table name: each makes exactly one call into staff.reports.
 TABLES: dict[str, Callable[[ReportFilters], list[Table]]] = {
     "bookings": lambda f: [_bookings_table(reports.report_bookings(filters=f), f.group)],
     "revenue": lambda f: [_revenue_table(reports.report_revenue(filters=f), f.group)],
@@ -437,7 +437,7 @@ class Section:
 
 
 def _sections(filters: ReportFilters) -> list[Section]:
-    """Every table of the page: one call into booking.reports each."""
+    """Every table of the page: one call into staff.reports each."""
     group, zone = filters.group, filters.zone
     labels = [_short(p, group) for p in filters.periods]
     span = f"{filters.start_date:%-d %b %Y} to {filters.end_date:%-d %b %Y}, per {group}"
@@ -591,7 +591,7 @@ def reports_page(request: HttpRequest) -> HttpResponse:
     query.pop("table", None)
     return render(
         request,
-        "booking/staff/reports.html",
+        "staff/reports.html",
         {
             **admin.site.each_context(request),
             "opts": Booking._meta,
