@@ -40,6 +40,34 @@ def setup_django(database: str) -> dict[str, str]:
     return env
 
 
+def database_empty() -> None:
+    """Start from nothing: the bench owns its database, so every table of the project is emptied, and
+    the users (the staff roles, permissions and content types the migrations made stay)."""
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    ours = ("core", "inventory", "booking", "payments", "ticketing", "calendarsync")
+    tables = [get_user_model()._meta.db_table] + [
+        model._meta.db_table
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.app_label in ours and not model._meta.proxy
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(sorted(set(tables)))} CASCADE")
+
+
+def venue(
+    name: str, slug: str, *, time_zone: str = "Europe/London", city: str = "Bristol", country: str = "GB"
+):
+    """A location to sell from; the street does not matter to any bench."""
+    from inventory.models import Location
+
+    return Location.objects.create(
+        name=name, slug=slug, address_line1="1 Bench Street", city=city, country=country, time_zone=time_zone
+    )
+
+
 def percentile(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")

@@ -16,32 +16,18 @@ import time as clock
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
-from _common import percentile, setup_django
+from _common import database_empty, percentile, setup_django, venue
 
 BENCH_DB = "booking_bench"
 
 
 def build(now: datetime, rng: random.Random):
-    from django.db import connection
 
-    from inventory.models import Allocation, BusyBlock, Location, Offering, Resource, ResourceRequirement
+    from inventory.models import Allocation, BusyBlock, Offering, Resource, ResourceRequirement
     from inventory.services import resource_save, session_create, working_hours_replace
 
-    with connection.cursor() as cursor:  # start from nothing: the bench owns this database
-        cursor.execute(
-            "TRUNCATE inventory_allocation, inventory_busyblock, inventory_capacitycounter, "
-            "inventory_session, "
-            "inventory_resourcerequirement_candidates, inventory_resourcerequirement, inventory_offering, "
-            "inventory_workinghours, inventory_resourceunit, inventory_resource, inventory_location CASCADE"
-        )
-    london = Location.objects.create(
-        name="Bench Spa",
-        slug="bench-spa",
-        address_line1="1 Bench St",
-        city="Bristol",
-        country="GB",
-        time_zone="Europe/London",
-    )
+    database_empty()
+    london = venue("Bench Spa", "bench-spa")
     staff = []
     for n in range(20):
         person = resource_save(

@@ -57,7 +57,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
 from zoneinfo import ZoneInfo
 
-from _common import percentile, setup_django
+from _common import database_empty, percentile, setup_django, venue
 
 BENCH_DB = "booking_calsync"
 BENCH_REDIS_DB = 12
@@ -651,24 +651,8 @@ def own_redis_database(url: str) -> str:
 
 
 def build(now: datetime):
-    from django.db import connection
-
-    from calendarsync.models import CalendarConnection, CalendarEvent
-    from core.audit.models import TimelineEntry
-    from core.outbox.models import OutboxMessage
-    from inventory.models import BusyBlock, Location, Resource
-
-    models = [CalendarEvent, CalendarConnection, BusyBlock, OutboxMessage, TimelineEntry, Resource, Location]
-    with connection.cursor() as cursor:  # start from nothing: the bench owns this database
-        cursor.execute(f"TRUNCATE {', '.join(m._meta.db_table for m in models)} CASCADE")
-    return Location.objects.create(
-        name="Atelier Rivoli",
-        slug="atelier-rivoli",
-        address_line1="1 rue de Rivoli",
-        city="Paris",
-        country="FR",
-        time_zone=LOCATION_ZONE,
-    )
+    database_empty()
+    return venue("Atelier Rivoli", "atelier-rivoli", time_zone=LOCATION_ZONE, city="Paris", country="FR")
 
 
 def staff_member(location, name: str, now: datetime):

@@ -40,6 +40,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from _common import (
     HZ,
+    database_empty,
     free_port,
     group_cpu_seconds,
     gunicorn_start,
@@ -47,6 +48,7 @@ from _common import (
     percentile,
     server_environment,
     setup_django,
+    venue,
 )
 
 BENCH_DB = "booking_checkin"
@@ -168,28 +170,14 @@ def prepare(tickets: int, phones: int, *, analyze: bool, processes: int = 4):
     from django.db import connection, connections
 
     from booking.services import TicketRequest
-    from inventory.models import Location, Offering, TicketType, Zone
+    from inventory.models import Offering, TicketType, Zone
     from inventory.services import session_create
     from ticketing.models import CheckInList, Ticket
     from ticketing.services import door_device_register
 
-    with connection.cursor() as cursor:  # start from nothing: the bench owns this database
-        cursor.execute(
-            "TRUNCATE ticketing_scan, ticketing_checkinstate, ticketing_doordevice, ticketing_ticket, "
-            "ticketing_checkinlist, ticketing_signingkey, booking_bookingitem, booking_booking, "
-            "booking_customer, core_outboxmessage, core_timelineentry, inventory_capacitycounter, "
-            "inventory_session, inventory_tickettype, inventory_zone, inventory_offering, "
-            "inventory_location, auth_user CASCADE"
-        )
+    database_empty()
     now = datetime.now(tz=UTC)
-    hall = Location.objects.create(
-        name="Door Hall",
-        slug="door-hall",
-        address_line1="8 Turnstile Road",
-        city="Bristol",
-        country="GB",
-        time_zone="Europe/London",
-    )
+    hall = venue("Door Hall", "door-hall")
     offering = Offering.objects.create(
         kind=Offering.Kind.EVENT,
         name="Door night",

@@ -41,7 +41,16 @@ from email import policy
 from pathlib import Path
 from urllib.parse import urlencode
 
-from _common import ROOT, collect_static, free_port, percentile, server_environment, setup_django
+from _common import (
+    ROOT,
+    collect_static,
+    database_empty,
+    free_port,
+    percentile,
+    server_environment,
+    setup_django,
+    venue,
+)
 
 BENCH_DB = "booking_faults"
 PYTHON = sys.executable
@@ -151,21 +160,11 @@ class Sale:
 def prepare_class():
     from datetime import UTC, datetime, timedelta
 
-    from django.db import connection
-
-    from inventory.models import Location, Offering
+    from inventory.models import Offering
     from inventory.services import session_create
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE booking_bookingitem, booking_waitlistentry, booking_booking, booking_customer, "
-            "core_outboxmessage, core_timelineentry, inventory_seatallocation, inventory_allocation, "
-            "inventory_capacitycounter, inventory_session, inventory_offering, inventory_location CASCADE"
-        )
-    hall = Location.objects.create(
-        name="Drill Hall", slug="drill-hall", address_line1="1 Storm Road", city="Leeds", country="GB",
-        time_zone="Europe/London",
-    )  # fmt: skip
+    database_empty()
+    hall = venue("Drill Hall", "drill-hall", city="Leeds")
     offering = Offering.objects.create(
         kind="class", name="Drill class", slug="drill-class", location=hall, price=0, currency="GBP",
         max_places_per_booking=1,

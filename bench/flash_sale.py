@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 from _common import (
     ROOT,
     collect_static,
+    database_empty,
     free_port,
     group_cpu_seconds,
     gunicorn_start,
@@ -33,31 +34,19 @@ from _common import (
     percentile,
     server_environment,
     setup_django,
+    venue,
 )
 
 BENCH_DB = "booking_flash"
 
 
 def prepare(places: int):
-    from django.db import connection
 
-    from inventory.models import Location, Offering
+    from inventory.models import Offering
     from inventory.services import session_create
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE booking_bookingitem, booking_waitlistentry, booking_booking, booking_customer, "
-            "core_outboxmessage, core_timelineentry, inventory_seatallocation, inventory_allocation, "
-            "inventory_capacitycounter, inventory_session, inventory_offering, inventory_location CASCADE"
-        )
-    hall = Location.objects.create(
-        name="Flash Hall",
-        slug="flash-hall",
-        address_line1="1 Rush Lane",
-        city="Bristol",
-        country="GB",
-        time_zone="Europe/London",
-    )
+    database_empty()
+    hall = venue("Flash Hall", "flash-hall")
     offering = Offering.objects.create(
         kind="class",
         name="Launch class",
