@@ -68,6 +68,37 @@ def venue(
     )
 
 
+def free_class(hall, name: str, *, places: int, days_ahead: int = 2, max_places_per_booking: int = 1):
+    """A free class at *hall* with one session of *places*, *days_ahead* from now: every accepted
+    booking is confirmed at once. Returns (offering, session)."""
+    from datetime import UTC, datetime, timedelta
+
+    from django.utils.text import slugify
+
+    from inventory.models import Offering
+    from inventory.services import session_create
+
+    offering = Offering.objects.create(
+        kind="class",
+        name=name,
+        slug=slugify(name),
+        location=hall,
+        price=0,
+        currency="GBP",
+        max_places_per_booking=max_places_per_booking,
+    )
+    now = datetime.now(tz=UTC)
+    starts_at = now + timedelta(days=days_ahead)
+    session = session_create(
+        offering=offering,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=1),
+        capacity=places,
+        now=now,
+    )
+    return offering, session
+
+
 def percentile(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")

@@ -31,7 +31,6 @@ import http.cookiejar
 import os
 import re
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -42,9 +41,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from _common import (
-    ROOT,
     collect_static,
     database_empty,
+    free_class,
     free_port,
     percentile,
     server_environment,
@@ -53,7 +52,6 @@ from _common import (
 )
 
 BENCH_DB = "booking_faults"
-PYTHON = sys.executable
 
 
 # --- customers --------------------------------------------------------------------------------------
@@ -158,30 +156,14 @@ class Sale:
 
 
 def prepare_class():
-    from datetime import UTC, datetime, timedelta
-
-    from inventory.models import Offering
-    from inventory.services import session_create
-
     database_empty()
-    hall = venue("Drill Hall", "drill-hall", city="Leeds")
-    offering = Offering.objects.create(
-        kind="class", name="Drill class", slug="drill-class", location=hall, price=0, currency="GBP",
-        max_places_per_booking=1,
-    )  # fmt: skip
-    now = datetime.now(tz=UTC)
-    session = session_create(
-        offering=offering,
-        starts_at=now + timedelta(days=3),
-        ends_at=now + timedelta(days=3, hours=1),
-        capacity=1_000_000,
-        now=now,
+    return free_class(
+        venue("Drill Hall", "drill-hall", city="Leeds"), "Drill class", places=1_000_000, days_ahead=3
     )
-    return offering, session
 
 
 def start_stack(env: dict[str, str], log_path: Path):
-    from config.devstack import Supervisor
+    from config.devstack import Supervisor, app_processes_start
 
     log = log_path.open("a", buffering=1)
 
@@ -192,12 +174,7 @@ def start_stack(env: dict[str, str], log_path: Path):
                 log.write(f"{name:<7}| {raw.decode(errors='replace')}")
 
     supervisor = LoggedSupervisor(env)
-    supervisor.start(
-        "web", [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.py"), "config.wsgi"]
-    )
-    celery = [PYTHON, "-m", "celery", "-A", "config"]
-    supervisor.start("worker", [*celery, "worker", "-l", "WARNING", "--concurrency", "2", "-n", "drill@%h"])
-    supervisor.start("beat", [*celery, "beat", "-l", "WARNING", "-s", str(log_path.parent / "beat-schedule")])
+    app_processes_start(supervisor, beat_schedule=log_path.parent / "beat-schedule")
     stop = threading.Event()
 
     def watch() -> None:  # what `make run`'s main loop does
@@ -207,17 +184,6 @@ def start_stack(env: dict[str, str], log_path: Path):
 
     threading.Thread(target=watch, daemon=True).start()
     return supervisor, stop
-
-
-def wait_for(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=3):  # noqa: S310 - our own localhost
-                return
-        except (OSError, urllib.error.HTTPError):
-            time.sleep(0.3)
-    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
 # --- the drills -------------------------------------------------------------------------------------
@@ -338,7 +304,7 @@ def main() -> None:
 
     owns_postgres = not os.environ.get("DATABASE_URL")
     env = setup_django(BENCH_DB)
-    from config.devstack import LocalRedis, Services
+    from config.devstack import LocalRedis, Services, _wait_healthy
     from standins.mailbox import Mailbox
 
     work = Path(tempfile.mkdtemp(prefix="faults-"))
@@ -359,7 +325,9 @@ def main() -> None:
     supervisor, stop_watch = start_stack(child_env, work / "stack.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{base}/healthz", timeout=90)
+        report = _wait_healthy(f"{base}/healthz", timeout=90)
+        if not (report and report["ok"]):
+            raise SystemExit(f"the stack did not come up healthy: {report}")
         ctx = argparse.Namespace(
             supervisor=supervisor,
             redis=redis,

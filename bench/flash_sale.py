@@ -20,13 +20,13 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from _common import (
     ROOT,
     collect_static,
     database_empty,
+    free_class,
     free_port,
     group_cpu_seconds,
     gunicorn_start,
@@ -41,30 +41,10 @@ BENCH_DB = "booking_flash"
 
 
 def prepare(places: int):
-
-    from inventory.models import Offering
-    from inventory.services import session_create
-
     database_empty()
-    hall = venue("Flash Hall", "flash-hall")
-    offering = Offering.objects.create(
-        kind="class",
-        name="Launch class",
-        slug="launch-class",
-        location=hall,
-        price=0,
-        currency="GBP",
-        max_places_per_booking=4,
+    return free_class(
+        venue("Flash Hall", "flash-hall"), "Launch class", places=places, max_places_per_booking=4
     )
-    now = datetime.now(tz=UTC)
-    session = session_create(
-        offering=offering,
-        starts_at=now + timedelta(days=2),
-        ends_at=now + timedelta(days=2, hours=1),
-        capacity=places,
-        now=now,
-    )
-    return offering, session
 
 
 class Client:

@@ -32,16 +32,14 @@ from pathlib import Path
 
 from config.localservices import (  # noqa: F401 - re-exported: tests and benches import them from here
     LOCAL,
-    RESTART_DELAY_FIRST,
-    RESTART_DELAY_MAX,
     ROOT,
-    STABLE_AFTER,
     LocalPostgres,
     LocalRedis,
     Services,
     ServiceWatch,
     _apt_install,
     _ensure_external_database,
+    restart_delay,
     say,
 )
 
@@ -76,10 +74,6 @@ class Supervisor:
     """Run named child processes with prefixed output; restart one that crashes, with back-off, while
     the others keep serving; stop them all, in order, on Ctrl-C or SIGTERM."""
 
-    RESTART_DELAY_FIRST = RESTART_DELAY_FIRST  # seconds; doubled after each crash that follows a short life
-    RESTART_DELAY_MAX = RESTART_DELAY_MAX
-    STABLE_AFTER = STABLE_AFTER  # a child that ran this long crashed afresh: its back-off starts again
-
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.procs: dict[str, subprocess.Popen] = {}
@@ -104,10 +98,7 @@ class Supervisor:
             if proc.poll() is None:
                 continue
             if name not in self.restart_at:
-                lived = now - self.started_at[name]
-                delay = self.RESTART_DELAY_FIRST
-                if lived < self.STABLE_AFTER and name in self.delay:
-                    delay = min(self.delay[name] * 2, self.RESTART_DELAY_MAX)
+                delay = restart_delay(self.delay.get(name), lived=now - self.started_at[name])
                 self.delay[name], self.restart_at[name] = delay, now + delay
                 say(f"{name} exited unexpectedly (exit {proc.returncode}); restarting in {delay:g} s")
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -137,6 +128,15 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def app_processes_start(supervisor: Supervisor, *, beat_schedule: Path) -> None:
+    """Web, worker and beat, as production runs them (`make run` and bench/faults.py)."""
+    # The application server production uses (config/gunicorn.py), with its bounded connection pool.
+    supervisor.start("web", [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.py"), WSGI])
+    celery = [PYTHON, "-m", "celery", "-A", "config"]
+    supervisor.start("worker", [*celery, "worker", "-l", "WARNING", "--concurrency", "2", "-n", "worker@%h"])
+    supervisor.start("beat", [*celery, "beat", "-l", "WARNING", "-s", str(beat_schedule)])
 
 
 def _manage(env: dict[str, str], *args: str, capture: bool = False) -> str:
@@ -304,13 +304,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _manage(env, "migrate", "--noinput", "-v", "0")
         say("loading the demo business ...")
         seeded = _manage(env, "seed_demo", capture=True)
-        # The application server production uses (config/gunicorn.py), with its bounded connection pool.
-        supervisor.start("web", [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.py"), WSGI])
-        celery = [PYTHON, "-m", "celery", "-A", "config"]
-        supervisor.start(
-            "worker", [*celery, "worker", "-l", "WARNING", "--concurrency", "2", "-n", "worker@%h"]
-        )
-        supervisor.start("beat", [*celery, "beat", "-l", "WARNING", "-s", str(LOCAL / "celerybeat-schedule")])
+        app_processes_start(supervisor, beat_schedule=LOCAL / "celerybeat-schedule")
         report = _wait_healthy(f"{base}/healthz", timeout=90)
         standins.site_is_up(base, env)
         health = "green" if report and report.get("ok") else "NOT green yet, see the log above"

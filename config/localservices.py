@@ -27,10 +27,18 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL = Path(os.environ.get("DEVSTACK_DIR") or ROOT / ".local")
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; PostgreSQL appends "/.s.PGSQL.5432"
 DB_NAME = "booking"
-# The back-off of a restart, shared with the Supervisor of `config.devstack`.
 RESTART_DELAY_FIRST = 1.0  # seconds; doubled after each crash that follows a short life
 RESTART_DELAY_MAX = 30.0
 STABLE_AFTER = 60.0  # up this long, a crash starts the back-off afresh
+
+
+def restart_delay(previous: float | None, lived: float) -> float:
+    """How long to wait before restarting something that stopped after running *lived* seconds, the
+    wait before its last restart being *previous*: 1 s, doubling to 30 s while it keeps failing soon
+    after each start. The one back-off of `make run`: its Supervisor and the ServiceWatch use it."""
+    if previous is None or lived >= STABLE_AFTER:
+        return RESTART_DELAY_FIRST
+    return min(previous * 2, RESTART_DELAY_MAX)
 
 
 def say(message: str) -> None:
@@ -319,12 +327,10 @@ class ServiceWatch:
                 continue
             elif service.running():
                 self.next_check[name] = now + self.CHECK_EVERY[name]
-                if now - self.up_since.get(name, 0.0) > STABLE_AFTER:
-                    self.delay.pop(name, None)  # up long enough: a new crash starts the back-off again
                 continue
-            delay = (
-                min(self.delay[name] * 2, RESTART_DELAY_MAX) if name in self.delay else RESTART_DELAY_FIRST
-            )
+            # A failed restart lived no time at all; a crash lived since it last came up.
+            lived = 0.0 if name in self.down_since else now - self.up_since.get(name, 0.0)
+            delay = restart_delay(self.delay.get(name), lived)
             self.delay[name], self.restart_at[name] = delay, now + delay
             self.down_since.setdefault(name, now)
             say(f"{name} is not answering; restarting it in {delay:g} s")

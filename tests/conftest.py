@@ -36,12 +36,9 @@ def _reset_broker_connections() -> None:
     # after switching brokers both must be rebuilt.
     from kombu import pools
 
-    import core.broker
-
     pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
-    core.broker._broker_down_until = 0.0  # a broker worth trying again
 
 
 @contextlib.contextmanager
