@@ -1,6 +1,6 @@
 """An Outlook calendar through the Microsoft adapter: a staff member's own appointments come back as busy
 time, bookings land in her calendar once, and Graph's failures reach the caller as the four error kinds.
-The real msal and requests talk to the local stand-in (standins/microsoft.py) over TLS."""
+The real msal and requests talk to the local stand-in (standins/microsoft/) over TLS."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Outlook (Microsoft 365), two ways, through msal and Graph over TLS against the local stand-in
-(standins/microsoft.py): connect in admin, busy time in by delta links and push subscriptions,
+(standins/microsoft/): connect in admin, busy time in by delta links and push subscriptions,
 bookings out, and changes made in Outlook flagged on the booking."""
 
 from __future__ import annotations
