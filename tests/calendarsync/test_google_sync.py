@@ -1,6 +1,6 @@
 """Google Calendar, two ways: a stylist's own appointments block booking times, and bookings appear in
 her calendar and follow reschedules and cancellations. The real google-api-python-client, google-auth
-and google-auth-oauthlib talk to the local stand-in (standins/google_calendar.py)."""
+and google-auth-oauthlib talk to the local stand-in (standins/google_calendar/)."""
 
 from __future__ import annotations
 
