@@ -25,6 +25,10 @@ On top of localstripe (https://github.com/adrienverge/localstripe) this adds:
 - A Stripe.js with the Payment Element and `confirmPayment`/`confirmSetup` (stripe_v3.js).
 - Publishable-key calls limited to what Stripe.js may do, each checked against the intent's secret.
 - Each server keeps its pickled store in its own directory, never in the shared /tmp file.
+
+The pieces: this module serves (middleware for keys and idempotency, the app, `run`, `StripeStandIn`);
+`standins.stripe_resources` gives localstripe's resources Stripe's fields, errors and events;
+`standins.stripe_endpoints` replaces the endpoints localstripe lacks or gets wrong.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ import contextlib
 import hashlib
 import ipaddress
 import logging
-import pickle
 import re
 import socket
 import subprocess
@@ -48,523 +51,45 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 from aiohttp import web
+from localstripe.errors import UserError
+from localstripe.resources import (
+    PaymentIntent,
+    SetupIntent,
+    store,
+)
+
+from standins.clock import child_environment, follow_caller_clock
 
 with warnings.catch_warnings():
     # localstripe registers plain functions as handlers, which aiohttp deprecates; build_app wraps them.
     warnings.simplefilter("ignore", DeprecationWarning)
     from localstripe import server as localstripe_server
-from localstripe.errors import UserError
-from localstripe.resources import (
-    Charge,
-    Event,
-    PaymentIntent,
-    PaymentMethod,
-    Refund,
-    SetupIntent,
-    Store,
-    StripeObject,
-    store,
-    try_convert_to_bool,
-    try_convert_to_int,
+from standins.stripe_endpoints import (
+    authenticate_payment_intent,
+    cancel_payment_intent,
+    cancel_setup_intent,
+    confirm_payment_intent,
+    confirm_setup_intent,
+    create_payment_intent,
+    create_refund,
+    create_setup_intent,
+    list_charges,
+    list_events,
+    list_payment_intents,
+    list_payment_methods,
+    update_refund,
 )
-from localstripe.webhooks import schedule_webhook
-
-from standins.clock import child_environment, follow_caller_clock
+from standins.stripe_resources import install_additions, keep_store_in, stripe_error
 
 DEFAULT_PORT = 12111
 JS_PATH = Path(__file__).with_name("stripe_v3.js")
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("stripe_standin")
-
-# Stripe's test cards that attach but decline when charged: number -> (decline_code, message).
-DECLINES = {
-    "4000000000000002": ("generic_decline", "Your card was declined."),
-    "4000000000009995": ("insufficient_funds", "Your card has insufficient funds."),
-    "4000000000000341": ("generic_decline", "Your card was declined."),
-}
-CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
-
-
-# --- errors -------------------------------------------------------------------------------------
-
-
-def _error(status: int, message: str, **fields: Any) -> UserError:
-    """An error localstripe's middleware renders as Stripe does; `fields` may override `type`."""
-    error = UserError(status, message)
-    error.body["error"].update({name: value for name, value in fields.items() if value is not None})
-    return error
-
-
-def _reject_unknown(params: dict[str, Any]) -> None:
-    if params:
-        raise _error(400, f"Received unknown parameter: {', '.join(sorted(params))}", param=min(params))
-
-
-def _require_choice(name: str, value: str | None, choices: tuple[str, ...]) -> None:
-    if value is not None and value not in choices:
-        raise _error(400, f"Invalid {name}: must be one of {', '.join(choices)}", param=name)
-
-
-def _require_status(intent: StripeObject, action: str, allowed: tuple[str, ...]) -> None:
-    if intent.status not in allowed:
-        raise _error(
-            400,
-            f"You cannot {action} this {type(intent).__name__} because it has a status of {intent.status}. "
-            f"Only a {type(intent).__name__} with one of the following statuses may be {action}ed: "
-            f"{', '.join(allowed)}.",
-            code=f"{intent.object}_unexpected_state",
-        )
-
-
-def _money(amount: int, currency: str) -> str:
-    value = f"{amount // 100}.{amount % 100:02d}"
-    symbol = CURRENCY_SYMBOLS.get(currency)
-    return f"{symbol}{value}" if symbol else f"{value} {currency.upper()}"
-
-
-def _decline(payment_method_id: str | None) -> tuple[str, str]:
-    number = getattr(PaymentMethod._api_retrieve(payment_method_id), "_card_number", None)
-    return DECLINES.get(number, ("generic_decline", "Your card was declined."))
-
-
-def _emit(event_type: str, obj: StripeObject) -> None:
-    """Record the event (listed by GET /v1/events) and send it to every registered webhook."""
-    schedule_webhook(Event(event_type, obj))
-
-
-# --- fields and hooks inside localstripe's resources --------------------------------------------
-
-
-def _install_additions() -> None:
-    """Give localstripe's resources the fields and side effects Stripe's have; safe to call twice."""
-    if getattr(PaymentIntent, "_standin_installed", False):
-        return
-    PaymentIntent._standin_installed = True
-
-    # Attributes every object of the kind carries, null until set, as in Stripe's responses.
-    for cls, names in (
-        (PaymentIntent, ("canceled_at", "cancellation_reason", "description", "receipt_email")),
-        (PaymentIntent, ("setup_future_usage", "statement_descriptor", "statement_descriptor_suffix")),
-        (PaymentIntent, ("automatic_payment_methods",)),
-        (SetupIntent, ("automatic_payment_methods", "cancellation_reason", "description")),
-        (SetupIntent, ("last_setup_error",)),
-        (Refund, ("reason",)),
-    ):
-        for name in names:
-            setattr(cls, name, None)
-    PaymentIntent.payment_method_types = ("card",)
-
-    PaymentIntent.amount_capturable = property(
-        lambda self: self.amount if self.status == "requires_capture" else 0
-    )
-    PaymentIntent.amount_received = property(
-        lambda self: self.latest_charge.amount_captured if self.status == "succeeded" else 0
-    )
-    Charge.amount_captured = property(
-        lambda self: (
-            getattr(self, "_amount_captured", self.amount)
-            if self.status == "succeeded" and self.captured
-            else 0
-        )
-    )
-
-    original_capture = Charge._capture
-
-    def capture(self: Charge, amount: Any, on_success: Any = None) -> None:
-        captured = self.amount if amount is None else try_convert_to_int(amount)
-
-        def record_then_succeed() -> None:
-            # Set before on_success, which snapshots the PaymentIntent into payment_intent.succeeded.
-            self._amount_captured = captured
-            if on_success:
-                on_success()
-
-        original_capture(self, amount, on_success=record_then_succeed)
-
-    Charge._capture = capture
-
-    original_set_auth_failure = Charge._set_auth_failure
-
-    def set_auth_failure(self: Charge) -> None:
-        original_set_auth_failure(self)
-        self.failure_message = _decline(self.payment_method)[1]
-
-    Charge._set_auth_failure = set_auth_failure
-
-    original_charging_is_declined = PaymentMethod._charging_is_declined
-    PaymentMethod._charging_is_declined = lambda self: (
-        original_charging_is_declined(self) or (self.type == "card" and self._card_number in DECLINES)
-    )
-
-    original_last_payment_error = PaymentIntent.last_payment_error.fget
-
-    def last_payment_error(self: PaymentIntent) -> dict[str, Any] | None:
-        error = original_last_payment_error(self)
-        if error and "charge" in error:
-            payment_method = self.latest_charge.payment_method
-            error.update(
-                type="card_error",
-                decline_code=_decline(payment_method)[0],
-                payment_method=PaymentMethod._api_retrieve(payment_method)._export(),
-            )
-        return error
-
-    PaymentIntent.last_payment_error = property(last_payment_error)
-
-    original_report_failure = PaymentIntent._report_failure
-
-    def report_failure(self: PaymentIntent) -> None:
-        try:
-            original_report_failure(self)
-        except UserError as error:
-            error.body["error"].update(self.last_payment_error, payment_intent=self._export())
-            raise
-
-    PaymentIntent._report_failure = report_failure
-
-    original_create_charge = PaymentIntent._create_charge
-
-    def create_charge(self: PaymentIntent, on_failure_now: Any) -> None:
-        original_create_charge(self, on_failure_now)
-        if self.status == "requires_capture":
-            _emit("payment_intent.amount_capturable_updated", self)
-
-    PaymentIntent._create_charge = create_charge
-
-    original_export = PaymentIntent._export
-
-    def export(self: PaymentIntent, expand: list[str] | None = None) -> dict[str, Any]:
-        exported = original_export(self, expand=expand)
-        # Stripe sends latest_charge as an id unless it is expanded; localstripe embeds the object.
-        expanded = any(path.split(".")[0] == "latest_charge" for path in expand or [])
-        if isinstance(exported.get("latest_charge"), dict) and not expanded:
-            exported["latest_charge"] = exported["latest_charge"]["id"]
-        return exported
-
-    PaymentIntent._export = export
-
-
-def _keep_store_in(data_dir: Path) -> None:
-    """Pickle the store to `data_dir` instead of the /tmp file every localstripe process shares."""
-    path = data_dir / "localstripe.pickle"
-
-    def dump_to_disk(self: Store) -> None:
-        # Written aside and renamed, so a server killed mid-write leaves the previous store loadable.
-        partial = path.with_suffix(".partial")
-        with partial.open("wb") as file:
-            pickle.dump(dict(self), file, protocol=pickle.HIGHEST_PROTOCOL)
-        partial.replace(path)
-
-    def try_load_from_disk(self: Store) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            with path.open("rb") as file:
-                saved = pickle.load(file)  # noqa: S301 - our own file, written by this server
-            self.clear()
-            self.update(saved)
-
-    Store.dump_to_disk = dump_to_disk
-    Store.try_load_from_disk = try_load_from_disk
-
-
-# --- endpoints localstripe lacks or gets wrong --------------------------------------------------
-
-PI_STORED = (
-    "automatic_payment_methods",
-    "description",
-    "payment_method_types",
-    "receipt_email",
-    "setup_future_usage",
-    "statement_descriptor",
-    "statement_descriptor_suffix",
-)
-SI_STORED = ("automatic_payment_methods", "description")
-# Accepted and ignored: they steer redirects and mandates the stand-in does not have.
-IGNORED = ("error_on_requires_action", "mandate_data", "off_session", "return_url", "use_stripe_sdk")
-UNCONFIRMED = ("requires_payment_method", "requires_confirmation", "requires_action")
-PI_CANCELLATION_REASONS = ("abandoned", "duplicate", "fraudulent", "requested_by_customer")
-SI_CANCELLATION_REASONS = ("abandoned", "duplicate", "requested_by_customer")
-REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
-
-
-def _take(params: dict[str, Any], stored: tuple[str, ...]) -> dict[str, Any]:
-    """Remove `stored` and IGNORED parameters from `params`; return the stored ones."""
-    taken = {name: params.pop(name) for name in stored if name in params}
-    for name in IGNORED:
-        params.pop(name, None)
-    if isinstance(taken.get("automatic_payment_methods"), dict):
-        taken["automatic_payment_methods"] = {
-            name: try_convert_to_bool(value) for name, value in taken["automatic_payment_methods"].items()
-        }
-    return taken
-
-
-def _payment_method(payment_method: str | None, payment_method_data: dict | None) -> PaymentMethod | None:
-    if payment_method_data is not None:
-        return PaymentMethod(**payment_method_data)
-    # Resolves test ids such as pm_card_visa to a real object, so the intent stores a real id.
-    return PaymentMethod._api_retrieve(payment_method) if payment_method else None
-
-
-def _confirm_payment(intent: PaymentIntent) -> None:
-    intent._confirm(on_failure_now=intent._report_failure)
-    if intent.setup_future_usage and intent.customer and intent.status in ("succeeded", "requires_capture"):
-        PaymentMethod._api_attach(intent.payment_method, customer=intent.customer)
-
-
-def create_payment_intent(
-    confirm: Any = None, payment_method: str | None = None, **params: Any
-) -> PaymentIntent:
-    off_session = try_convert_to_bool(params.get("off_session"))
-    confirm = try_convert_to_bool(confirm)
-    if off_session and confirm is not True:
-        raise _error(400, "off_session can only be used with confirm=true.", param="off_session")
-    stored = _take(params, PI_STORED)
-    method = _payment_method(payment_method, None)
-    intent = PaymentIntent._api_create(payment_method=method.id if method else None, **params)
-    for name, value in stored.items():
-        setattr(intent, name, value)
-    if confirm:
-        _confirm_payment(intent)
-    return intent
-
-
-def confirm_payment_intent(
-    id: str,  # localstripe passes the path's {id} under this name
-    payment_method: str | None = None,
-    payment_method_data: dict | None = None,
-    client_secret: str | None = None,
-    setup_future_usage: str | None = None,
-    **params: Any,
-) -> PaymentIntent:
-    _take(params, ())
-    params.pop("payment_method_types", None)
-    _reject_unknown(params)
-    intent = PaymentIntent._api_retrieve(id)
-    _require_status(intent, "confirm", UNCONFIRMED)
-    method = _payment_method(payment_method, payment_method_data)
-    if method is not None:
-        # A new payment method starts a new attempt, also after a declined one.
-        intent.payment_method = method.id
-        intent.latest_charge = None
-        intent.next_action = None
-        intent._authentication_failed = False
-    elif intent.status == "requires_payment_method":
-        raise _error(
-            400,
-            "You cannot confirm this PaymentIntent because it's missing a payment method.",
-            code="payment_intent_unexpected_state",
-        )
-    if setup_future_usage:
-        intent.setup_future_usage = setup_future_usage
-    _confirm_payment(intent)
-    return intent
-
-
-def cancel_payment_intent(
-    id: str,
-    cancellation_reason: str | None = None,
-    **params: Any,
-) -> PaymentIntent:
-    _reject_unknown(params)
-    _require_choice("cancellation_reason", cancellation_reason, PI_CANCELLATION_REASONS)
-    intent = PaymentIntent._api_retrieve(id)
-    _require_status(intent, "cancel", (*UNCONFIRMED, "requires_capture"))
-    PaymentIntent._api_cancel(id)
-    intent.cancellation_reason = cancellation_reason
-    intent.canceled_at = int(time.time())
-    _emit("payment_intent.canceled", intent)
-    return intent
-
-
-def authenticate_payment_intent(id: str, **params: Any) -> PaymentIntent:
-    intent = PaymentIntent._api_authenticate(id, **params)
-    if intent._authentication_failed:
-        _emit("payment_intent.payment_failed", intent)
-    return intent
-
-
-def create_setup_intent(confirm: Any = None, payment_method: str | None = None, **params: Any) -> SetupIntent:
-    stored = _take(params, SI_STORED)
-    method = _payment_method(payment_method, None)
-    intent = SetupIntent._api_create(**params)
-    for name, value in stored.items():
-        setattr(intent, name, value)
-    if method is not None:
-        intent.payment_method = method.id
-        intent.status = "requires_confirmation"
-    if try_convert_to_bool(confirm):
-        _confirm_setup(intent, method)
-    return intent
-
-
-def confirm_setup_intent(
-    id: str,
-    payment_method: str | None = None,
-    payment_method_data: dict | None = None,
-    client_secret: str | None = None,
-    **params: Any,
-) -> SetupIntent:
-    _take(params, ())
-    _reject_unknown(params)
-    intent = SetupIntent._api_retrieve(id)
-    _require_status(intent, "confirm", UNCONFIRMED)
-    method = _payment_method(payment_method, payment_method_data)
-    if method is None and intent.payment_method is None:
-        raise _error(
-            400,
-            "You cannot confirm this SetupIntent because it's missing a payment method.",
-            code="setup_intent_unexpected_state",
-        )
-    _confirm_setup(intent, method)
-    return intent
-
-
-def _confirm_setup(intent: SetupIntent, method: PaymentMethod | None) -> None:
-    if method is None and intent.status == "requires_confirmation":
-        # localstripe checks a card only when it is passed in; one given at creation needs it too.
-        method = PaymentMethod._api_retrieve(intent.payment_method)
-    try:
-        SetupIntent._api_confirm(intent.id, payment_method=method.id if method else None)
-    except UserError as error:
-        if error.code != 402:
-            raise
-        # localstripe cancels the intent; Stripe keeps it open for another payment method.
-        intent.status = "requires_payment_method"
-        intent.last_setup_error = {
-            **error.body["error"],
-            "type": "card_error",
-            "decline_code": _decline(intent.payment_method)[0],
-            "payment_method": PaymentMethod._api_retrieve(intent.payment_method)._export(),
-        }
-        error.body["error"].update(intent.last_setup_error, setup_intent=intent._export())
-        _emit("setup_intent.setup_failed", intent)
-        raise
-    if intent.status == "succeeded":
-        intent.last_setup_error = None
-        if intent.customer:
-            PaymentMethod._api_attach(intent.payment_method, customer=intent.customer)
-        _emit("setup_intent.succeeded", intent)
-
-
-def cancel_setup_intent(
-    id: str,
-    cancellation_reason: str | None = None,
-    client_secret: str | None = None,
-    **params: Any,
-) -> SetupIntent:
-    _reject_unknown(params)
-    _require_choice("cancellation_reason", cancellation_reason, SI_CANCELLATION_REASONS)
-    intent = SetupIntent._api_retrieve(id)
-    _require_status(intent, "cancel", UNCONFIRMED)
-    SetupIntent._api_cancel(id)
-    intent.cancellation_reason = cancellation_reason
-    _emit("setup_intent.canceled", intent)
-    return intent
-
-
-def create_refund(
-    charge: str | None = None,
-    payment_intent: str | None = None,
-    amount: Any = None,
-    reason: str | None = None,
-    metadata: dict | None = None,
-    **params: Any,
-) -> Refund:
-    _reject_unknown(params)
-    _require_choice("reason", reason, REFUND_REASONS)
-    if payment_intent is not None:
-        charge_obj = PaymentIntent._api_retrieve(payment_intent).latest_charge
-    elif charge is not None:
-        charge_obj = Charge._api_retrieve(charge)
-    else:
-        raise _error(400, "One of the following params should be provided: charge or payment_intent.")
-    if charge_obj is None or charge_obj.amount_captured == 0:
-        raise _error(
-            400,
-            "This payment has no captured charge to refund; cancel the PaymentIntent to release an "
-            "authorization.",
-            code="charge_not_refundable",
-        )
-    captured = charge_obj.amount_captured
-    # A partial capture shows the released remainder as a refund; it is not the customer's money.
-    refunded = charge_obj.amount_refunded - (charge_obj.amount - captured)
-    remaining = captured - refunded
-    if remaining <= 0:
-        raise _error(
-            400, f"Charge {charge_obj.id} has already been refunded.", code="charge_already_refunded"
-        )
-    amount = remaining if amount is None else try_convert_to_int(amount)
-    if not isinstance(amount, int) or amount <= 0:
-        raise _error(400, "Invalid positive integer", param="amount", code="parameter_invalid_integer")
-    if amount > remaining:
-        currency = charge_obj.currency
-        limit = (
-            f"charge amount ({_money(captured, currency)})"
-            if refunded == 0
-            else f"unrefunded amount on charge ({_money(remaining, currency)})"
-        )
-        raise _error(
-            400, f"Refund amount ({_money(amount, currency)}) is greater than {limit}", param="amount"
-        )
-    refund = Refund(charge=charge_obj.id, amount=amount, metadata=metadata)
-    refund.payment_intent = charge_obj.payment_intent
-    refund.reason = reason
-    _emit("refund.created", refund)
-    _emit("charge.refunded", charge_obj)
-    return refund
-
-
-def update_refund(id: str, metadata: dict | None = None, **params: Any) -> Refund:
-    _reject_unknown(params)
-    refund = Refund._api_update(id, metadata=metadata or {})
-    _emit("refund.updated", refund)
-    return refund
-
-
-def list_events(**params: Any) -> StripeObject:
-    events = Event._api_list_all("/v1/events", **params)
-    events._list.reverse()  # the store keeps creation order; Stripe lists newest first
-    return events
-
-
-def _created_filter(created: Any) -> Callable[[int], bool]:
-    """Stripe's `created` list filter: an exact timestamp or gt/gte/lt/lte bounds."""
-    if created is None:
-        return lambda _: True
-    if not isinstance(created, dict):
-        return lambda value: value == int(created)
-    tests = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
-    bounds = [(tests[op], int(limit)) for op, limit in created.items() if op in tests]
-    return lambda value: all(test(value, limit) for test, limit in bounds)
-
-
-def list_payment_intents(created: Any = None, customer: str | None = None, **params: Any) -> StripeObject:
-    # localstripe lists every intent; reconciliation asks for the recent ones (`created[gte]`).
-    intents = PaymentIntent._api_list_all("/v1/payment_intents", **params)
-    keep = _created_filter(created)
-    intents._list = [
-        i for i in intents._list if keep(i.created) and (customer is None or i.customer == customer)
-    ]
-    intents._list.reverse()
-    return intents
-
-
-def list_charges(payment_intent: str | None = None, **params: Any) -> StripeObject:
-    charges = Charge._api_list_all("/v1/charges", **params)
-    if payment_intent is not None:
-        charges._list = [c for c in charges._list if getattr(c, "payment_intent", None) == payment_intent]
-    return charges
-
-
-def list_payment_methods(type: str = "card", **params: Any) -> StripeObject:
-    # Stripe's `type` is optional; localstripe requires it and knows only cards.
-    return PaymentMethod._api_list_all("/v1/payment_methods", type=type, **params)
 
 
 async def stripe_js(request: web.Request) -> web.Response:
@@ -630,9 +155,11 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
                 if intent_id:
                     kind = SetupIntent if intent_id.startswith("seti_") else PaymentIntent
                     if params.get("client_secret") != kind._api_retrieve(intent_id).client_secret:
-                        raise _error(404, f"No such {kind.object}: '{intent_id}'", param="client_secret")
+                        raise stripe_error(
+                            404, f"No such {kind.object}: '{intent_id}'", param="client_secret"
+                        )
                 return await handler(request)
-    raise _error(401, "Invalid API Key provided, or this key may not make this call.")
+    raise stripe_error(401, "Invalid API Key provided, or this key may not make this call.")
 
 
 _idempotency_lock = asyncio.Lock()
@@ -655,7 +182,7 @@ async def idempotency_middleware(request: web.Request, handler: Any) -> web.Stre
         saved = store.get(f"idempotency:{key}")
         if saved is not None:
             if saved["fingerprint"] != fingerprint:
-                raise _error(
+                raise stripe_error(
                     400,
                     "Keys for idempotent requests can only be used with the same parameters they were "
                     f"first used with. Try using a key other than '{key}' if you meant to execute a "
@@ -687,8 +214,8 @@ async def idempotency_middleware(request: web.Request, handler: Any) -> web.Stre
 
 def build_app(data_dir: Path) -> web.Application:
     """The stand-in's aiohttp application, keeping its data in `data_dir` (loaded if present)."""
-    _install_additions()
-    _keep_store_in(data_dir)
+    install_additions()
+    keep_store_in(data_dir)
     store.try_load_from_disk()
     app = web.Application(
         middlewares=[
