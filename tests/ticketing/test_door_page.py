@@ -61,8 +61,15 @@ def test_door_staff_sign_in_and_get_the_scanner(client, door_staff):
     assert '<link rel="manifest" href="/door/manifest.webmanifest">' in html
     assert 'data-service-worker="/door/sw.js"' in html
     assert 'data-name-hint="Main door"' in html
-    for script in ("vendor/tweetnacl-1.0.3.min.js", "vendor/jsQR-1.4.0.js", "ticketing/door.js"):
-        assert f'src="/static/{script}"' in html
+    scripts = [
+        "vendor/tweetnacl-1.0.3.min.js",
+        "vendor/jsQR-1.4.0.js",
+        *(f"ticketing/{part}.js" for part in ("door-util", "door-store", "door-api", "door-judge", "door-answer")),
+        "ticketing/door-camera.js",
+        "ticketing/door.js",
+    ]
+    positions = [html.index(f'src="/static/{script}"') for script in scripts]
+    assert positions == sorted(positions)  # each part after what it uses, the app last
     assert 'action="/door/logout/"' in html
 
 
@@ -110,6 +117,12 @@ def test_the_web_manifest_installs_the_door_as_an_app(client):
 def test_the_page_script_and_styles_are_served(client):
     for path in (
         "/static/ticketing/door.js",
+        "/static/ticketing/door-util.js",
+        "/static/ticketing/door-store.js",
+        "/static/ticketing/door-api.js",
+        "/static/ticketing/door-judge.js",
+        "/static/ticketing/door-answer.js",
+        "/static/ticketing/door-camera.js",
         "/static/ticketing/door.css",
         "/static/ticketing/door-icon-192.png",
         "/static/ticketing/door-icon-512.png",
