@@ -64,7 +64,10 @@ def test_door_staff_sign_in_and_get_the_scanner(client, door_staff):
     scripts = [
         "vendor/tweetnacl-1.0.3.min.js",
         "vendor/jsQR-1.4.0.js",
-        *(f"ticketing/{part}.js" for part in ("door-util", "door-store", "door-api", "door-judge", "door-answer")),
+        *(
+            f"ticketing/{part}.js"
+            for part in ("door-util", "door-store", "door-api", "door-judge", "door-answer")
+        ),
         "ticketing/door-camera.js",
         "ticketing/door.js",
     ]
