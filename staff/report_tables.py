@@ -32,18 +32,18 @@ class Table:
     numeric_from: int = 1  # columns from here on are right-aligned numbers
 
 
+def _cells(first: object, row: object, attributes: str) -> list[object]:
+    """One table row: `first` (a period or a start time, made readable), then `row`'s named attributes."""
+    return [first, *(getattr(row, name) for name in attributes.split())]
+
+
 def bookings_table(report: reports.BookingsReport, group: str) -> Table:
     def cells(row: reports.BookingsRow) -> list[object]:
-        return [
+        return _cells(
             period_label(row.period, group),
-            row.made,
-            row.confirmed,
-            row.starting,
-            row.cancelled,
-            row.no_shows,
-            row.cancellation_rate,
-            row.no_show_rate,
-        ]
+            row,
+            "made confirmed starting cancelled no_shows cancellation_rate no_show_rate",
+        )
 
     return Table(
         name="bookings",
@@ -65,14 +65,7 @@ def bookings_table(report: reports.BookingsReport, group: str) -> Table:
 
 def revenue_table(report: reports.RevenueReport, group: str) -> Table:
     def cells(row: reports.RevenueRow) -> list[object]:
-        return [
-            period_label(row.period, group),
-            row.currency,
-            row.collected,
-            row.refunded,
-            row.net,
-            row.outstanding,
-        ]
+        return _cells(period_label(row.period, group), row, "currency collected refunded net outstanding")
 
     return Table(
         name="revenue",
@@ -86,13 +79,7 @@ def revenue_table(report: reports.RevenueReport, group: str) -> Table:
 
 def occupancy_tables(report: reports.OccupancyReport, group: str, zone) -> tuple[Table, Table]:
     def period_cells(row: reports.OccupancyPeriod) -> list[object]:
-        return [
-            period_label(row.period, group),
-            row.sessions,
-            row.sold,
-            row.capacity,
-            row.occupancy,
-        ]
+        return _cells(period_label(row.period, group), row, "sessions sold capacity occupancy")
 
     periods = Table(
         name="occupancy",
@@ -106,15 +93,7 @@ def occupancy_tables(report: reports.OccupancyReport, group: str, zone) -> tuple
         caption="Occupancy per session (by session start)",
         header=["Session starts", "Offering", "Location", "Sold", "Held", "Capacity", "Occupancy (%)"],
         rows=[
-            [
-                venue_time(s.starts_at, zone),
-                s.offering,
-                s.location,
-                s.sold,
-                s.held,
-                s.capacity,
-                s.occupancy,
-            ]
+            _cells(venue_time(s.starts_at, zone), s, "offering location sold held capacity occupancy")
             for s in report.sessions
         ],
         numeric_from=3,
@@ -141,15 +120,7 @@ def resources_table(report: reports.ResourceReport) -> Table:
             "Booked (%)",
         ],
         rows=[
-            [
-                r.name,
-                r.location,
-                r.units,
-                r.appointments,
-                r.booked_hours,
-                r.working_hours,
-                r.utilisation,
-            ]
+            _cells(r.name, r, "location units appointments booked_hours working_hours utilisation")
             for r in report.resources
         ],
         footers=[
@@ -180,14 +151,7 @@ def waitlist_tables(report: reports.WaitlistReport, group: str, zone) -> tuple[T
         caption="Waitlist demand per session (joined in the range)",
         header=["Session starts", "Offering", "Requests (people)", "Places asked", "Booked", "Still waiting"],
         rows=[
-            [
-                venue_time(s.starts_at, zone),
-                s.offering,
-                s.requests,
-                s.places,
-                s.booked,
-                s.waiting,
-            ]
+            _cells(venue_time(s.starts_at, zone), s, "offering requests places booked waiting")
             for s in report.sessions
         ],
         numeric_from=2,

@@ -270,46 +270,35 @@ def resource_row(
             lanes.get(allocation["unit_id"], next(iter(lanes.values()))).blocks.append(block)
 
     shades: list[Shade] = []
+
+    def shade(kind: str, start: datetime, end: datetime, label: str, **links: str) -> None:
+        placed = _place(to_ts(start), to_ts(end), view)
+        if placed:
+            time_label = _times(start, end, zone, changing=changing)
+            shades.append(
+                Shade(kind=kind, left=placed[0], width=placed[1], label=label, time_label=time_label, **links)
+            )
+
     for start, end in gaps(merge(working), view):
-        placed = _place(start, end, view)
-        if placed:
-            shades.append(
-                Shade(
-                    kind="off",
-                    left=placed[0],
-                    width=placed[1],
-                    label="Not working",
-                    time_label=_times(from_ts(start), from_ts(end), zone, changing=changing),
-                )
-            )
+        shade("off", from_ts(start), from_ts(end), "Not working")
     for blackout in blackouts:
-        placed = _place(to_ts(blackout["starts_at"]), to_ts(blackout["ends_at"]), view)
-        if placed:
-            shades.append(
-                Shade(
-                    kind="blackout",
-                    left=placed[0],
-                    width=placed[1],
-                    label=blackout["reason"] or "Blackout",
-                    time_label=_times(blackout["starts_at"], blackout["ends_at"], zone, changing=changing),
-                    source="Whole location" if blackout["resource_id"] is None else "This resource",
-                    url=reverse("admin:inventory_blackout_change", args=[blackout["pk"]]),
-                )
-            )
+        shade(
+            "blackout",
+            blackout["starts_at"],
+            blackout["ends_at"],
+            blackout["reason"] or "Blackout",
+            source="Whole location" if blackout["resource_id"] is None else "This resource",
+            url=reverse("admin:inventory_blackout_change", args=[blackout["pk"]]),
+        )
     for block in busy:
-        placed = _place(to_ts(block["starts_at"]), to_ts(block["ends_at"]), view)
-        if placed:
-            shades.append(
-                Shade(
-                    kind="busy",
-                    left=placed[0],
-                    width=placed[1],
-                    label=block["summary"] or "Busy",
-                    time_label=_times(block["starts_at"], block["ends_at"], zone, changing=changing),
-                    source="Calendar" if block["source"].startswith("calendar:") else block["source"].title(),
-                    url=reverse("admin:inventory_busyblock_change", args=[block["pk"]]),
-                )
-            )
+        shade(
+            "busy",
+            block["starts_at"],
+            block["ends_at"],
+            block["summary"] or "Busy",
+            source="Calendar" if block["source"].startswith("calendar:") else block["source"].title(),
+            url=reverse("admin:inventory_busyblock_change", args=[block["pk"]]),
+        )
     return Row(
         resource_id=rid,
         name=resource["name"],
