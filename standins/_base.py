@@ -20,6 +20,7 @@ import re
 import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -114,6 +115,17 @@ class Delivery:
 
 
 Handler = Callable[..., Response]
+
+
+def child_stop(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a stand-in running as a child process (idempotent): politely, then for sure."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def http_post(

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from standins._base import child_stop
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -67,13 +69,7 @@ class Radicale:
 
     def stop(self) -> None:
         """Stop the server (idempotent); its data stays in `folder`."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        child_stop(self.process)
 
 
 @contextlib.contextmanager

@@ -63,6 +63,7 @@ from localstripe.resources import (
     store,
 )
 
+from standins._base import child_stop
 from standins.clock import child_environment, follow_caller_clock
 
 with warnings.catch_warnings():
@@ -380,13 +381,7 @@ class StripeStandIn:
 
     def stop(self) -> None:
         """Stop the server and wait for it to exit."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        child_stop(self.process)
 
     def __enter__(self) -> Self:
         return self

@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
 import secrets
 import urllib.parse
 from typing import Any
@@ -16,6 +14,7 @@ from standins._base import (
     Response,
     utcnow,
 )
+from standins._oauth import pkce_verified
 from standins.google_calendar.records import (
     ACCESS_TOKEN_SECONDS,
     READ_SCOPES,
@@ -83,13 +82,8 @@ class GoogleOAuth:
                 raise oauth_error(400, "invalid_grant", "Malformed auth code.")
             if form.get("redirect_uri") != code["redirect_uri"]:
                 raise oauth_error(400, "redirect_uri_mismatch", "Bad Request")
-            if code["challenge"]:
-                verifier = form.get("code_verifier", "")
-                if code["method"] == "S256":
-                    digest = hashlib.sha256(verifier.encode()).digest()
-                    verifier = base64.urlsafe_b64encode(digest).decode().rstrip("=")
-                if not secrets.compare_digest(verifier, code["challenge"]):
-                    raise oauth_error(400, "invalid_grant", "Invalid code verifier.")
+            if not pkce_verified(code, form.get("code_verifier", "")):
+                raise oauth_error(400, "invalid_grant", "Invalid code verifier.")
             return Response(
                 200, self._issue(code["email"], client_id, code["scope"], offline=code["offline"])
             )

@@ -16,6 +16,7 @@ from standins._base import (
     StandInServer,
     utcnow,
 )
+from standins._oauth import TokenControls
 from standins.google_calendar.events import GoogleEvents
 from standins.google_calendar.oauth import GoogleOAuth
 from standins.google_calendar.push import GooglePush
@@ -30,7 +31,7 @@ from standins.google_calendar.records import (
 )
 
 
-class GoogleCalendarStandIn(GoogleOAuth, GoogleEvents, GooglePush, StandInServer):
+class GoogleCalendarStandIn(GoogleOAuth, GoogleEvents, GooglePush, TokenControls, StandInServer):
     """Google Calendar v3 + OAuth on 127.0.0.1. Start with `GoogleCalendarStandIn.start()`.
 
     Accounts appear on first use (consent with `login_hint`, `issue_tokens`, `add_account`); each has
@@ -198,22 +199,10 @@ class GoogleCalendarStandIn(GoogleOAuth, GoogleEvents, GooglePush, StandInServer
         with self.lock:
             self._grants[refresh_token].revoked = True
 
-    def expire_access_tokens(self) -> None:
-        """Expire every access token now; clients must refresh (google-auth does so on a 401)."""
-        with self.lock:
-            past = utcnow() - dt.timedelta(seconds=1)
-            for access in self._access.values():
-                access.expires_at = past
-
     def expire_sync_tokens(self) -> None:
         """Invalidate every sync token handed out so far: the next incremental sync answers 410."""
         with self.lock:
             self._sync_tokens.clear()
-
-    def deny_next_consent(self) -> None:
-        """The next consent screen is declined: the redirect carries `error=access_denied`."""
-        with self.lock:
-            self._deny_next = True
 
     def _control_calendar(self, calendar_id: str) -> Calendar:
         if calendar_id not in self._calendars:

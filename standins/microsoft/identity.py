@@ -4,7 +4,6 @@ and consent) and token (authorization code, rotating refresh tokens, client cred
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import html
@@ -18,6 +17,7 @@ from standins._base import (
     Response,
     utcnow,
 )
+from standins._oauth import pkce_verified
 from standins.microsoft.records import ACCESS_TOKEN_SECONDS, AccessToken, Grant, aad_error, b64_json
 
 
@@ -128,18 +128,13 @@ class IdentityPlatform:
                 raise aad_error(
                     400, "invalid_grant", 50148, "The redirect_uri does not match the one authorized."
                 )
-            if code["challenge"]:
-                verifier = form.get("code_verifier", "")
-                if code["method"] == "S256":
-                    digest = hashlib.sha256(verifier.encode()).digest()
-                    verifier = base64.urlsafe_b64encode(digest).decode().rstrip("=")
-                if not secrets.compare_digest(verifier, code["challenge"]):
-                    raise aad_error(
-                        400,
-                        "invalid_grant",
-                        501481,
-                        "The Code_Verifier does not match the code_challenge supplied.",
-                    )
+            if not pkce_verified(code, form.get("code_verifier", "")):
+                raise aad_error(
+                    400,
+                    "invalid_grant",
+                    501481,
+                    "The Code_Verifier does not match the code_challenge supplied.",
+                )
             scope = form.get("scope") or code["scope"]
             return Response(200, self._issue(code["oid"], client_id, scope, tenant, code["nonce"], form))
         if grant_type == "refresh_token":

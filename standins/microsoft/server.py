@@ -16,6 +16,7 @@ from standins._base import (
     StandInServer,
     utcnow,
 )
+from standins._oauth import TokenControls
 from standins.microsoft.calendars import GraphCalendars
 from standins.microsoft.identity import IdentityPlatform
 from standins.microsoft.records import (
@@ -32,7 +33,7 @@ from standins.microsoft.records import (
 from standins.microsoft.subscriptions import GraphSubscriptions
 
 
-class MicrosoftStandIn(IdentityPlatform, GraphCalendars, GraphSubscriptions, StandInServer):
+class MicrosoftStandIn(IdentityPlatform, GraphCalendars, GraphSubscriptions, TokenControls, StandInServer):
     """Identity platform + Graph calendar on https://127.0.0.1. Start with `MicrosoftStandIn.start()`.
 
     Users appear on first use (sign-in with `login_hint`, `issue_tokens`, `add_user`), each with a
@@ -239,20 +240,8 @@ class MicrosoftStandIn(IdentityPlatform, GraphCalendars, GraphSubscriptions, Sta
                 if grant.oid == oid:
                     grant.revoked = True
 
-    def expire_access_tokens(self) -> None:
-        """Expire every access token now; Graph then answers 401 InvalidAuthenticationToken."""
-        with self.lock:
-            past = utcnow() - dt.timedelta(seconds=1)
-            for access in self._access.values():
-                access.expires_at = past
-
     def expire_delta_tokens(self) -> None:
         """Forget every delta and skip token: the next delta round answers 410 SyncStateNotFound."""
         with self.lock:
             self._delta_tokens.clear()
             self._delta_pages.clear()
-
-    def deny_next_consent(self) -> None:
-        """The next sign-in is declined: the redirect carries `error=access_denied`."""
-        with self.lock:
-            self._deny_next = True
