@@ -186,7 +186,29 @@ class Provider(ABC):
         return None
 
 
-class Google(Provider):
+class InProcessStandIn(Provider):
+    """A provider played by one of the project's stand-ins, run in this process and driven through its
+    control methods (no HTTP), so the bench can tell the stand-in's own serving time apart."""
+
+    standin = None
+
+    def load(self, specs: list[Spec]) -> None:
+        for spec in specs:
+            self.create(spec)
+
+    def move(self, event_id: str, spec: Spec) -> None:
+        self.standin.move_event(STAFF_EMAIL, event_id, start=spec.start, end=spec.end)
+        self.specs[event_id] = spec
+
+    def delete(self, event_id: str) -> None:
+        self.standin.delete_event(STAFF_EMAIL, event_id)
+        del self.specs[event_id]
+
+    def stop(self) -> None:
+        self.standin.stop()
+
+
+class Google(InProcessStandIn):
     name = "Google Calendar"
 
     def __init__(self, rng, now) -> None:
@@ -204,10 +226,6 @@ class Google(Provider):
             "GOOGLE_CALENDAR_API_ENDPOINT": self.standin.api_endpoint,
         }
 
-    def load(self, specs: list[Spec]) -> None:
-        for spec in specs:
-            self.create(spec)
-
     def create(self, spec: Spec) -> str:
         extra = {} if spec.busy else {"transparency": "transparent"}
         event = self.standin.create_event(
@@ -215,14 +233,6 @@ class Google(Provider):
         )
         self.specs[event["id"]] = spec
         return event["id"]
-
-    def move(self, event_id: str, spec: Spec) -> None:
-        self.standin.move_event(STAFF_EMAIL, event_id, start=spec.start, end=spec.end)
-        self.specs[event_id] = spec
-
-    def delete(self, event_id: str) -> None:
-        self.standin.delete_event(STAFF_EMAIL, event_id)
-        del self.specs[event_id]
 
     def connect(self, resource):
         from calendarsync.services import connection_create
@@ -257,11 +267,8 @@ class Google(Provider):
                 )
         return wanted
 
-    def stop(self) -> None:
-        self.standin.stop()
 
-
-class Microsoft(Provider):
+class Microsoft(InProcessStandIn):
     name = "Microsoft Graph"
 
     def __init__(self, rng, now) -> None:
@@ -278,10 +285,6 @@ class Microsoft(Provider):
             "MICROSOFT_CA_BUNDLE": self.standin.ca_cert,
         }
 
-    def load(self, specs: list[Spec]) -> None:
-        for spec in specs:
-            self.create(spec)
-
     def create(self, spec: Spec) -> str:
         event = self.standin.create_event(
             STAFF_EMAIL,
@@ -292,14 +295,6 @@ class Microsoft(Provider):
         )
         self.specs[event["id"]] = spec
         return event["id"]
-
-    def move(self, event_id: str, spec: Spec) -> None:
-        self.standin.move_event(STAFF_EMAIL, event_id, start=spec.start, end=spec.end)
-        self.specs[event_id] = spec
-
-    def delete(self, event_id: str) -> None:
-        self.standin.delete_event(STAFF_EMAIL, event_id)
-        del self.specs[event_id]
 
     def connect(self, resource):
         from calendarsync.providers.microsoft import auth_flow_finish, auth_flow_start
@@ -333,9 +328,6 @@ class Microsoft(Provider):
                     for k in ("start", "end")
                 )
         return wanted
-
-    def stop(self) -> None:
-        self.standin.stop()
 
 
 class CalDAV(Provider):
