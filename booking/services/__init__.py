@@ -14,7 +14,7 @@ from booking.services._shared import ITEM_HOLDER_PREFIX
 from booking.services.attendees import booking_attendees_update
 from booking.services.cancellation import RefundQuote, booking_cancel, cancellation_quote
 from booking.services.confirmation import booking_accept_offer, booking_await_payment, booking_confirm
-from booking.services.emails import email_send, notifications_dispatch, reminders_enqueue_due
+from booking.services.emails import email_enqueue, email_send, notifications_dispatch, reminders_enqueue_due
 from booking.services.errors import (
     BookingError,
     CapacityGone,
@@ -75,6 +75,7 @@ __all__ = [
     "cancellation_quote",
     "capacity_reconcile",
     "customer_details_correct",
+    "email_enqueue",
     "email_send",
     "hold_release_expired",
     "notifications_dispatch",

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
 
+from booking import timeline
 from booking.models import (
     SOLD_STATUSES,
     Booking,
@@ -27,7 +28,7 @@ from inventory.availability import sales_window_reason
 from inventory.capacity import (
     Place,
 )
-from inventory.models import Offering
+from inventory.models import Offering, Session
 
 ITEM_HOLDER_PREFIX = "booking_item:"
 
@@ -130,6 +131,26 @@ def _announce(topic: str, booking: Booking, now: datetime, **extra) -> None:
     )
 
 
+def _invite_changed(booking: Booking, now: datetime, *fields: str) -> None:
+    """Save a change the customer's calendar must pick up: SEQUENCE goes up, so the next invite (same
+    UID) replaces the event they have instead of adding a second one."""
+    booking.sequence += 1
+    booking.updated_at = now
+    booking.save(update_fields=[*fields, "sequence", "updated_at"])
+
+
+def _booking_opened(booking: Booking, *, free: bool, now: datetime, acting_user, actor, **summary) -> None:
+    """A new booking's first timeline entry and announcement: confirmed at once when nothing is to
+    pay, else a hold whose expiry is scheduled."""
+    if free:
+        timeline.created_and_confirmed(booking, now=now, acting_user=acting_user, actor=actor, **summary)
+        _announce("booking.confirmed", booking, now)
+    else:
+        timeline.hold_created(booking, now=now, acting_user=acting_user, actor=actor, **summary)
+        _announce("booking.held", booking, now)
+        _schedule_expiry(booking)
+
+
 def _schedule_expiry(booking: Booking) -> None:
     eta = booking.hold_expires_at
     booking_id = booking.pk
@@ -158,3 +179,14 @@ def _check_window(
         raise InvalidBooking(f"Online booking closes {notice_text(offering.min_notice)} before the start.")
     if starts_at > now + offering.horizon:
         raise InvalidBooking(f"This can be booked at most {offering.horizon.days} days ahead.")
+
+
+def _check_session_window(*, offering: Offering, session: Session, now: datetime) -> None:
+    """A session's own sales window where it has one, the offering's otherwise."""
+    _check_window(
+        offering=offering,
+        starts_at=session.starts_at,
+        sales_open_at=session.sales_open_at or offering.sales_open_at,
+        sales_close_at=session.sales_close_at or offering.sales_close_at,
+        now=now,
+    )

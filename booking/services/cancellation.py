@@ -21,7 +21,7 @@ from booking.selectors import (
     booking_customer_cancel_refusal,
     notice_text,
 )
-from booking.services._shared import _announce, _places_of
+from booking.services._shared import _announce, _invite_changed, _places_of
 from booking.services.errors import NotAllowed
 from booking.states import check_transition
 from core.outbox.services import outbox_enqueue
@@ -98,9 +98,7 @@ def booking_cancel(
         booking.status = BookingStatus.CANCELLED
         booking.cancelled_at = now
         booking.hold_expires_at = None
-        booking.sequence += 1
-        booking.updated_at = now
-        booking.save(update_fields=["status", "cancelled_at", "hold_expires_at", "sequence", "updated_at"])
+        _invite_changed(booking, now, "status", "cancelled_at", "hold_expires_at")
         actor = actor or ("customer" if by_customer else None)
         timeline.cancelled(
             booking,

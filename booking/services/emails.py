@@ -51,22 +51,41 @@ def _emails_for(topic: str, booking: Booking, payload: dict) -> list[tuple[str, 
     return []
 
 
+def email_enqueue(
+    *,
+    booking: Booking,
+    kind: str,
+    to: str,
+    extra: dict,
+    now: datetime,
+    sequence: int | None = None,
+    key: str | None = None,
+) -> bool:
+    """Queue one email about *booking* in the outbox; it leaves once the caller's transaction commits.
+
+    `sequence` is the booking's as of the change being told: an email older than a later change is
+    dropped at send time (the customer would otherwise get a stale invite). `key` makes the email
+    one-off (a reminder is queued once however often the sweep runs). False if the key was taken.
+    """
+    payload = {"booking_id": booking.pk, "kind": kind, "to": to, "extra": extra}
+    if sequence is not None:
+        payload["sequence"] = sequence
+    return bool(outbox_enqueue(topic="email.send", payload=payload, now=now, key=key))
+
+
 def notifications_dispatch(*, topic: str, payload: dict, now: datetime) -> int:
     """Turn a booking event into one outbox message per email to send (each sent and retried alone)."""
     booking = Booking.objects.select_related("customer", "offering__location").get(pk=payload["booking_id"])
     emails = _emails_for(topic, booking, payload)
     with service_transaction():
         for kind, to, extra in emails:
-            outbox_enqueue(
-                topic="email.send",
-                payload={
-                    "booking_id": booking.pk,
-                    "kind": kind,
-                    "to": to,
-                    "extra": extra,
-                    "sequence": payload.get("sequence", booking.sequence),  # as of the event
-                },
+            email_enqueue(
+                booking=booking,
+                kind=kind,
+                to=to,
+                extra=extra,
                 now=now,
+                sequence=payload.get("sequence", booking.sequence),  # as of the event
             )
     return len(emails)
 
@@ -130,18 +149,13 @@ def reminders_enqueue_due(*, now: datetime, window: timedelta = timedelta(minute
             ):
                 continue
             with service_transaction():
-                queued += bool(
-                    outbox_enqueue(
-                        topic="email.send",
-                        now=now,
-                        key=f"reminder:{booking.pk}:{booking.starts_at.isoformat()}:{hours}h",
-                        payload={
-                            "booking_id": booking.pk,
-                            "kind": "reminder",
-                            "to": booking.customer.email,
-                            "extra": {"starts_at": booking.starts_at.isoformat(), "hours": hours},
-                        },
-                    )
+                queued += email_enqueue(
+                    booking=booking,
+                    kind="reminder",
+                    to=booking.customer.email,
+                    extra={"starts_at": booking.starts_at.isoformat(), "hours": hours},
+                    now=now,
+                    key=f"reminder:{booking.pk}:{booking.starts_at.isoformat()}:{hours}h",
                 )
     return queued
 

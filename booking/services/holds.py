@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from booking import timeline
 from booking.models import (
     HOLDING_STATUSES,
     Booking,
@@ -17,13 +16,13 @@ from booking.models import (
     BookingStatus,
 )
 from booking.services._shared import (
-    _announce,
+    _booking_opened,
+    _check_session_window,
     _check_window,
     _customer_for,
     _existing_for_key,
     _in_one_transaction,
     _require_key,
-    _schedule_expiry,
 )
 from booking.services.errors import InvalidBooking
 from booking.services.expiry import _release_expired_on_resources, _release_expired_on_session
@@ -59,13 +58,7 @@ def _session_lines(
         raise InvalidBooking(f"That session is not a session of {offering.name}.")
     if session.status != Session.Status.SCHEDULED:
         raise InvalidBooking("This session has been cancelled.")
-    _check_window(
-        offering=offering,
-        starts_at=session.starts_at,
-        sales_open_at=session.sales_open_at or offering.sales_open_at,
-        sales_close_at=session.sales_close_at or offering.sales_close_at,
-        now=now,
-    )
+    _check_session_window(offering=offering, session=session, now=now)
     if not tickets:
         raise InvalidBooking("Choose at least one place.")
     if len(tickets) > offering.max_places_per_booking:
@@ -241,13 +234,7 @@ def _hold_session_in_transaction(
         "places": len(items),
         "seats": [i.seat_id for i in items if i.seat_id],
     }
-    if free:
-        timeline.created_and_confirmed(booking, now=now, acting_user=acting_user, actor=actor, **summary)
-        _announce("booking.confirmed", booking, now)
-    else:
-        timeline.hold_created(booking, now=now, acting_user=acting_user, actor=actor, **summary)
-        _announce("booking.held", booking, now)
-        _schedule_expiry(booking)
+    _booking_opened(booking, free=free, now=now, acting_user=acting_user, actor=actor, **summary)
     return booking
 
 
@@ -357,13 +344,7 @@ def booking_hold_appointment(
         )
         assigned = {str(req): [r.pk for r in rs] for req, rs in taken.resources.items()}
         summary = {"resources": assigned, "starts_at": starts_at}
-        if free:
-            timeline.created_and_confirmed(booking, now=now, acting_user=acting_user, actor=actor, **summary)
-            _announce("booking.confirmed", booking, now)
-        else:
-            timeline.hold_created(booking, now=now, acting_user=acting_user, actor=actor, **summary)
-            _announce("booking.held", booking, now)
-            _schedule_expiry(booking)
+        _booking_opened(booking, free=free, now=now, acting_user=acting_user, actor=actor, **summary)
         return booking
 
     return _in_one_transaction(idempotency_key, customer, offering, work)

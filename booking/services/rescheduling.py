@@ -17,7 +17,12 @@ from booking.models import (
 from booking.selectors import (
     booking_customer_reschedule_refusal,
 )
-from booking.services._shared import _announce, _check_window, _places_of
+from booking.services._shared import (
+    _announce,
+    _check_session_window,
+    _invite_changed,
+    _places_of,
+)
 from booking.services.errors import InvalidBooking, NotAllowed
 from booking.services.expiry import _release_expired_on_resources, _release_expired_on_session
 from booking.services.holds import _assign_seats, _check_appointment
@@ -63,13 +68,7 @@ def booking_reschedule(
             raise InvalidBooking("Choose the new session.")
         if new_session.pk == booking.session_id:
             raise InvalidBooking("That is the session you are already booked on.")
-        _check_window(
-            offering=offering,
-            starts_at=new_session.starts_at,
-            sales_open_at=new_session.sales_open_at or offering.sales_open_at,
-            sales_close_at=new_session.sales_close_at or offering.sales_close_at,
-            now=now,
-        )
+        _check_session_window(offering=offering, session=new_session, now=now)
         if new_session.offering_id != offering.pk or new_session.status != Session.Status.SCHEDULED:
             raise InvalidBooking(f"That is not a session of {offering.name} you can move to.")
 
@@ -110,9 +109,7 @@ def booking_reschedule(
                 offering=offering, starts_at=new_starts_at, holder=holders[0], preferred=None, now=now
             )
             booking.starts_at, booking.ends_at = new_starts_at, new_starts_at + offering.duration
-        booking.sequence += 1
-        booking.updated_at = now
-        booking.save(update_fields=["session", "starts_at", "ends_at", "sequence", "updated_at"])
+        _invite_changed(booking, now, "session", "starts_at", "ends_at")
         actor = actor or ("customer" if by_customer else None)
         timeline.rescheduled(
             booking,

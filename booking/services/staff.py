@@ -17,9 +17,9 @@ from booking.models import (
     Customer,
 )
 from booking.services._shared import _announce
+from booking.services.emails import email_enqueue
 from booking.services.errors import InvalidBooking, NotAllowed
 from booking.states import check_transition
-from core.outbox.services import outbox_enqueue
 from core.transactions import service_transaction
 
 # --- staff operations --------------------------------------------------------------------------------
@@ -73,16 +73,13 @@ def booking_confirmation_resend(*, booking: Booking, now: datetime, acting_user=
             raise InvalidBooking(
                 f"Only a confirmed booking has a confirmation to send; this one is {status}."
             )
-        outbox_enqueue(
-            topic="email.send",
-            payload={
-                "booking_id": booking.pk,
-                "kind": "confirmed",
-                "to": booking.customer.email,
-                "extra": {"resent": True},
-                "sequence": booking.sequence,
-            },
+        email_enqueue(
+            booking=booking,
+            kind="confirmed",
+            to=booking.customer.email,
+            extra={"resent": True},
             now=now,
+            sequence=booking.sequence,
         )
         timeline.confirmation_resent(booking, now=now, acting_user=acting_user, to=booking.customer.email)
     return booking

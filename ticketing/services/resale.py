@@ -13,7 +13,7 @@ from booking.services import (
     CustomerDetails,
     booking_hold_resale,
 )
-from core.outbox.services import outbox_enqueue
+from booking.services.emails import email_enqueue
 from core.transactions import service_transaction
 from ticketing import timeline
 from ticketing.locks import lock_listing
@@ -157,14 +157,11 @@ def resale_complete(*, seller_booking_id: int, item_id: int, buyer_booking_id: i
             timeline.resale_sold(seller, buyer, now=now, listing=listing)
         _sync_locked(seller, now, f"resold (booking {buyer.reference})")
         if listing is not None:
-            outbox_enqueue(
-                topic="email.send",
-                payload={
-                    "booking_id": seller.pk,
-                    "kind": "ticket_resold",
-                    "to": seller.customer.email,
-                    "extra": {"ticket_code": listing.ticket.code, "price": str(listing.price)},
-                },
+            email_enqueue(
+                booking=seller,
+                kind="ticket_resold",
+                to=seller.customer.email,
+                extra={"ticket_code": listing.ticket.code, "price": str(listing.price)},
                 now=now,
                 key=f"ticket-resold:{listing.pk}",
             )

@@ -13,8 +13,8 @@ from django.db import connection
 from booking.locks import lock_booking
 from booking.models import Booking, BookingCharge, BookingItem, BookingStatus
 from booking.services import booking_charge_settle
+from booking.services.emails import email_enqueue
 from core.crypto import decrypt, encrypt
-from core.outbox.services import outbox_enqueue
 from core.transactions import service_transaction
 from inventory.models import Offering
 from ticketing import signing, timeline
@@ -183,16 +183,13 @@ def _sync_locked(booking: Booking, now: datetime, reason: str, *, email: bool = 
 
 
 def _email_tickets(booking: Booking, tickets: list[Ticket], to: str, now: datetime, **extra) -> None:
-    outbox_enqueue(
-        topic="email.send",
-        payload={
-            "booking_id": booking.pk,
-            "kind": "tickets",
-            "to": to,
-            "extra": {"ticket_ids": [t.pk for t in tickets], **extra},
-            "sequence": booking.sequence,
-        },
+    email_enqueue(
+        booking=booking,
+        kind="tickets",
+        to=to,
+        extra={"ticket_ids": [t.pk for t in tickets], **extra},
         now=now,
+        sequence=booking.sequence,
     )
 
 
