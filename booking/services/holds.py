@@ -14,6 +14,7 @@ from booking.models import (
     Booking,
     BookingItem,
     BookingStatus,
+    Customer,
 )
 from booking.services._shared import (
     _booking_opened,
@@ -187,21 +188,18 @@ def _hold_session_in_transaction(
     require_atomic("_hold_session_in_transaction")
     total = sum((line.price for line in lines), Decimal("0"))
     free = total == 0 and hold_until is None
-    booking = Booking.objects.create(
+    booking = _booking_create(
         customer=customer,
         offering=offering,
         session=session,
         starts_at=session.starts_at,
         ends_at=session.ends_at,
-        status=BookingStatus.CONFIRMED if free else BookingStatus.HELD,
-        hold_expires_at=None if free else (hold_until or now + timedelta(minutes=offering.hold_minutes)),
+        free=free,
+        hold_until=hold_until,
         idempotency_key=idempotency_key,
-        total_amount=total,
-        currency=offering.currency,
-        notes=notes[:2000],
-        created_at=now,
-        updated_at=now,
-        confirmed_at=now if free else None,
+        total=total,
+        notes=notes,
+        now=now,
     )
     items = BookingItem.objects.bulk_create(
         BookingItem(
@@ -236,6 +234,40 @@ def _hold_session_in_transaction(
     }
     _booking_opened(booking, free=free, now=now, acting_user=acting_user, actor=actor, **summary)
     return booking
+
+
+def _booking_create(
+    *,
+    customer: Customer,
+    offering: Offering,
+    starts_at: datetime,
+    ends_at: datetime,
+    free: bool,
+    idempotency_key: str,
+    total: Decimal,
+    notes: str,
+    now: datetime,
+    session: Session | None = None,
+    hold_until: datetime | None = None,
+) -> Booking:
+    """The booking row: confirmed at once when free, else held until `hold_until` or the offering's
+    hold time from now."""
+    return Booking.objects.create(
+        customer=customer,
+        offering=offering,
+        session=session,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        status=BookingStatus.CONFIRMED if free else BookingStatus.HELD,
+        hold_expires_at=None if free else (hold_until or now + timedelta(minutes=offering.hold_minutes)),
+        idempotency_key=idempotency_key,
+        total_amount=total,
+        currency=offering.currency,
+        notes=notes[:2000],
+        created_at=now,
+        updated_at=now,
+        confirmed_at=now if free else None,
+    )
 
 
 def _assign_seats(session: Session, items: list[BookingItem], now: datetime) -> list[tuple[Place, str]]:
@@ -317,20 +349,16 @@ def booking_hold_appointment(
         person = _customer_for(customer, now)
         free = offering.price == 0
         ends_at = starts_at + offering.duration
-        booking = Booking.objects.create(
+        booking = _booking_create(
             customer=person,
             offering=offering,
             starts_at=starts_at,
             ends_at=ends_at,
-            status=BookingStatus.CONFIRMED if free else BookingStatus.HELD,
-            hold_expires_at=None if free else now + timedelta(minutes=offering.hold_minutes),
+            free=free,
             idempotency_key=idempotency_key,
-            total_amount=offering.price,
-            currency=offering.currency,
-            notes=notes[:2000],
-            created_at=now,
-            updated_at=now,
-            confirmed_at=now if free else None,
+            total=offering.price,
+            notes=notes,
+            now=now,
         )
         item = BookingItem.objects.create(
             booking=booking, price=offering.price, attendee_name=person.name, attendee_email=person.email
