@@ -1,6 +1,7 @@
-"""The only place booking rows are locked. Booking rows are always locked before capacity rows."""
+"""The only place booking rows are locked. Booking rows are always locked before capacity rows; a
+booking's customer after the booking."""
 
-from booking.models import Booking
+from booking.models import Booking, Customer
 from core.transactions import require_atomic
 
 
@@ -29,3 +30,9 @@ def lock_bookings_if_free(*, booking_ids: list[int]) -> list[Booking]:
         .filter(pk__in=sorted(booking_ids))
         .order_by("pk")
     )
+
+
+def lock_customer(*, customer_id: int) -> Customer:
+    """Lock a customer to change their details (after locking the booking the change comes from)."""
+    require_atomic("lock_customer")
+    return Customer.objects.select_for_update(of=("self",)).get(pk=customer_id)

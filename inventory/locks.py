@@ -93,3 +93,16 @@ def lock_resource_units(*, resource_ids: Iterable[int]) -> list[ResourceUnit]:
         .filter(resource_id__in=sorted(set(resource_ids)), is_active=True)
         .order_by("pk")
     )
+
+
+def lock_resource_pool(*, resource_id: int) -> list[ResourceUnit]:
+    """Lock every unit of one resource, active or not, to resize its pool; returned by unit number.
+
+    Bookings of the resource lock its active units (`lock_resource_units`), so a pool never shrinks
+    under a booking being made. Not once-per-transaction: loading a business saves many resources
+    in one transaction, each pool locked on its own, and nothing else is locked around it.
+    """
+    units = _with_timeout(
+        ResourceUnit.objects.select_for_update(of=("self",)).filter(resource_id=resource_id).order_by("pk")
+    )
+    return sorted(units, key=lambda unit: unit.number)

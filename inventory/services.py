@@ -20,6 +20,7 @@ from django.db.models import F
 
 from core.transactions import require_atomic
 from inventory.availability import wall_bound
+from inventory.locks import lock_resource_pool
 from inventory.models import (
     Allocation,
     BusyBlock,
@@ -85,7 +86,7 @@ def resource_units_sync(*, resource: Resource, now: datetime) -> None:
     :raises ValidationError: when shrinking the pool would strand booked time.
     """
     require_atomic("resource_units_sync")
-    units = list(ResourceUnit.objects.select_for_update().filter(resource=resource).order_by("number"))
+    units = lock_resource_pool(resource_id=resource.pk)
     active = [u for u in units if u.is_active]
     if len(active) < resource.count:
         missing = resource.count - len(active)

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from booking import timeline
-from booking.locks import lock_booking
+from booking.locks import lock_booking, lock_customer
 from booking.models import (
     Booking,
     BookingStatus,
@@ -101,7 +101,7 @@ def customer_details_correct(
         raise InvalidBooking(f"{email!r} is not an email address.") from None
     with service_transaction():
         booking = lock_booking(booking_id=booking.pk)
-        customer = Customer.objects.select_for_update().get(pk=booking.customer_id)
+        customer = lock_customer(customer_id=booking.customer_id)
         if Customer.objects.filter(email__iexact=email).exclude(pk=customer.pk).exists():
             raise InvalidBooking(f"Another customer already uses {email}; it cannot be given to this one.")
         before = {"name": customer.name, "email": customer.email, "phone": customer.phone}
