@@ -104,9 +104,7 @@ def _charge_checkout(*, booking: Booking, charge: BookingCharge, now: datetime) 
     terms = PaymentTerms(
         "charge", charge.amount, lines=[f"Pay {charge.amount} {booking.currency} now: {charge.description}."]
     )
-    payment = (
-        Payment.objects.filter(booking_charge=charge).exclude(status=Payment.Status.CANCELED).order_by("-id")
-    ).first()
+    payment = _live_payment(booking_charge=charge)
     if payment is None:
         attempt = Payment.objects.filter(booking_charge=charge).count() + 1
         try:
@@ -122,19 +120,21 @@ def _charge_checkout(*, booking: Booking, charge: BookingCharge, now: datetime) 
                     created_at=now,
                     updated_at=now,
                 )
-        except IntegrityError:  # the other tab created it a moment ago
-            payment = Payment.objects.get(booking_charge=charge, attempt=attempt)
+        except IntegrityError:  # the other tab created it a moment ago (whatever attempt it counted)
+            payment = _live_payment(booking_charge=charge)
+            if payment is None:
+                raise
     if not payment.client_secret:
         payment = _create_intent(booking=booking, payment=payment, terms=terms, now=now)
     return Checkout(payment, terms, payment.client_secret, "payment")
 
 
+def _live_payment(**where) -> Payment | None:
+    return Payment.objects.filter(**where).exclude(status=Payment.Status.CANCELED).order_by("-id").first()
+
+
 def _payment_for_attempt(*, booking: Booking, purpose: str, terms: PaymentTerms, now: datetime) -> Payment:
-    existing = (
-        Payment.objects.filter(booking=booking, purpose=purpose)
-        .exclude(status=Payment.Status.CANCELED)
-        .order_by("-id")
-    ).first()
+    existing = _live_payment(booking=booking, purpose=purpose)
     if existing is not None:
         return existing  # a declined card retries on the same intent, as Stripe intends
     attempt = Payment.objects.filter(booking=booking, purpose=purpose).count() + 1
@@ -151,8 +151,13 @@ def _payment_for_attempt(*, booking: Booking, purpose: str, terms: PaymentTerms,
                 created_at=now,
                 updated_at=now,
             )
-    except IntegrityError:  # the other tab created it a moment ago
-        return Payment.objects.get(booking=booking, purpose=purpose, attempt=attempt)
+    except IntegrityError:
+        # The other tab created it a moment ago. Not looked up by `attempt`: that tab may have counted
+        # the attempts before this one did, or after.
+        existing = _live_payment(booking=booking, purpose=purpose)
+        if existing is None:
+            raise
+        return existing
 
 
 def _create_intent(*, booking: Booking, payment: Payment, terms: PaymentTerms, now: datetime) -> Payment:

@@ -129,6 +129,7 @@ def test_a_double_clicked_pay_button_charges_once(stripe_api, soon_class, now):
     threads = [threading.Thread(target=open_checkout) for _ in range(2)]
     [t.start() for t in threads]
     [t.join() for t in threads]
+    assert len(checkouts) == 2  # both clicks get the payment form, neither an error page
     assert len({c.payment.stripe_payment_intent_id for c in checkouts}) == 1
     assert Payment.objects.filter(booking=booking).count() == 1
     payment = checkouts[0].payment
