@@ -27,6 +27,7 @@ from booking.selectors import (
     booking_get_by_manage_token,
     booking_items,
     booking_manage_token,
+    session_sold_out_for_new_booking,
 )
 from booking.services import (
     InvalidBooking,
@@ -91,6 +92,17 @@ def booking_new(request: HttpRequest, slug: str) -> HttpResponse:
     """The booking form for one session or start time; POST holds the places and moves on."""
     offering, session, starts_at = _target(request, slug)
     now = timezone.now()
+    if (
+        request.method == "POST"
+        and session is not None
+        and session_sold_out_for_new_booking(
+            session_id=session.pk, idempotency_key=request.POST.get("idempotency_key", ""), now=now
+        )
+    ):
+        # Most answers in a rush are this one: say it from one unlocked read, without the form.
+        template = "booking/sold_out.html#answer" if request.htmx else "booking/sold_out.html"
+        context = {"offering": offering, "session": session, "zone": offering.location.time_zone}
+        return render(request, template, context, status=409)
     initial = _preferred_resource(request, offering)
     form = BookingForm(
         request.POST or None, offering=offering, session=session, starts_at=starts_at, initial=initial

@@ -71,6 +71,55 @@ def test_a_sold_out_answer_is_explained_on_the_form_with_a_next_step(client, yog
     assert total_counter(yoga["session"]).held == 9
 
 
+def fill(session_fixture, places=10):
+    for _ in range(places // 2):
+        hold_places(session_fixture["offering"], session_fixture["session"], 2)
+
+
+def test_a_sold_out_session_says_so_without_the_form_and_offers_the_waitlist(
+    client, yoga, django_assert_max_num_queries
+):
+    fill(yoga)
+    with django_assert_max_num_queries(3):  # the session, the sold-out read, the session cookie's user
+        response = client.post(form_url(yoga["offering"], yoga["session"]), details(quantity="1"))
+    assert response.status_code == 409
+    text = response.content.decode()
+    assert "Sold out." in text and "Choose another time" in text
+    assert f"/o/{yoga['offering'].slug}/book/?session={yoga['session'].pk}" in text  # join the waitlist
+    assert 'id="booking-form"' not in text  # nothing to fill in again
+    assert total_counter(yoga["session"]).held == 10 and Booking.objects.count() == 5
+
+
+def test_with_javascript_the_sold_out_answer_replaces_the_form_in_place(client, yoga):
+    fill(yoga)
+    response = client.post(
+        form_url(yoga["offering"], yoga["session"]), details(quantity="1"), headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 409
+    text = response.content.decode()
+    assert text.lstrip().startswith('<div class="alert" role="alert"') and "Sold out." in text
+    assert "<html" not in text
+
+
+def test_a_place_whose_hold_ran_out_is_booked_not_refused(client, yoga):
+    fill(yoga)
+    Booking.objects.filter(pk=Booking.objects.order_by("pk").first().pk).update(hold_expires_at=NOW)
+    response = client.post(form_url(yoga["offering"], yoga["session"]), details(quantity="2"))
+    assert response.status_code == 303
+    assert Booking.objects.filter(status=BookingStatus.EXPIRED).count() == 1
+    assert total_counter(yoga["session"]).held == 10
+
+
+def test_a_retry_of_the_booking_that_took_the_last_places_gets_that_booking(client, yoga):
+    for _ in range(4):
+        hold_places(yoga["offering"], yoga["session"], 2)
+    data = details(quantity="2", idempotency_key="last-two")
+    first = client.post(form_url(yoga["offering"], yoga["session"]), data)
+    again = client.post(form_url(yoga["offering"], yoga["session"]), data)
+    assert first.status_code == again.status_code == 303
+    assert first["Location"] == again["Location"]
+
+
 def test_a_missing_name_is_marked_on_its_field_and_nothing_is_held(client, yoga):
     response = client.post(form_url(yoga["offering"], yoga["session"]), details(name="", quantity="1"))
     assert response.status_code == 422

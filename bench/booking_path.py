@@ -1,0 +1,126 @@
+"""Where a booking request spends its time: one request at a time, in process, no network.
+
+    .venv/bin/python bench/booking_path.py [--bookings 300] [--refusals 300] [--top 25] [--sql]
+
+Posts the booking form of a free class (production settings, Django's test client, a scratch
+database `booking_path`) --bookings times until it is full, then --refusals more times at the full
+class, exactly as the flash-sale bench does over HTTP. For each kind of answer it prints the CPU per
+request of this process, the statements per request and their share of the wall time, and (with
+--top) the functions that cost most by cProfile; --sql lists one request's statements. The outbox
+rows a booking writes are counted but not delivered: the worker's share is measured by
+bench/flash_sale.py. Figures, not assertions: compare before and after in one sitting.
+"""
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import time
+from urllib.parse import urlencode
+
+from _common import database_empty, free_class, setup_django, venue
+
+BENCH_DB = "booking_path"
+
+
+def form(attempt: int, token: str) -> str:
+    return urlencode(
+        {
+            "csrfmiddlewaretoken": token,
+            "name": f"Customer {attempt}",
+            "email": f"c{attempt}@path.example",
+            "phone": "",
+            "notes": "",
+            "time_zone": "Europe/London",
+            "idempotency_key": f"path-{attempt}",
+            "quantity": "1",
+        }
+    )
+
+
+def measure(client, path: str, token: str, attempts: range, expected: int, profile: cProfile.Profile | None):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    statements, sql_seconds, statuses = 0, 0.0, {}
+    cpu, wall = time.process_time(), time.perf_counter()
+    example = []
+    for attempt in attempts:
+        with CaptureQueriesContext(connection) as queries:
+            if profile:
+                profile.enable()
+            response = client.post(
+                path, form(attempt, token), content_type="application/x-www-form-urlencoded"
+            )
+            if profile:
+                profile.disable()
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        statements += len(queries)
+        sql_seconds += sum(float(q["time"]) for q in queries.captured_queries)
+        example = example or [q["sql"] for q in queries.captured_queries]
+    n = len(attempts)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    assert statuses.get(expected) == n, f"expected {n} x {expected}, got {statuses}"
+    return {
+        "cpu_ms": cpu / n * 1000,
+        "wall_ms": wall / n * 1000,
+        "statements": statements / n,
+        "sql_ms": sql_seconds / n * 1000,
+        "example": example,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bookings", type=int, default=300)
+    parser.add_argument("--refusals", type=int, default=300)
+    parser.add_argument("--top", type=int, default=0, help="print the costliest functions by cProfile")
+    parser.add_argument("--sql", action="store_true", help="print one request's statements")
+    args = parser.parse_args()
+
+    os.environ.update(
+        {"DEBUG": "0", "ALLOWED_HOSTS": "testserver", "SECURE_COOKIES": "0", "LOG_LEVEL": "WARNING"}
+    )
+    setup_django(BENCH_DB)
+    import re
+
+    from django.test import Client
+
+    from core.models import OutboxMessage
+
+    database_empty()
+    offering, session = free_class(
+        venue("Path Hall", "path-hall"), "Path class", places=args.bookings, max_places_per_booking=4
+    )
+    client = Client(enforce_csrf_checks=True)
+    path = f"/o/{offering.slug}/book/?session={session.pk}"
+    page = client.get(path).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+    print(f"# booking path, in process; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for label, attempts, status in (
+        ("booking (303)", range(args.bookings), 303),
+        ("sold out (409)", range(args.bookings, args.bookings + args.refusals), 409),
+    ):
+        profile = cProfile.Profile() if args.top else None
+        before = OutboxMessage.objects.count()
+        figures = measure(client, path, token, attempts, status, profile)
+        outbox = (OutboxMessage.objects.count() - before) / len(attempts)
+        print(
+            f"{label:<16} cpu {figures['cpu_ms']:5.2f} ms   wall {figures['wall_ms']:5.2f} ms   "
+            f"{figures['statements']:4.1f} statements ({figures['sql_ms']:.2f} ms)   "
+            f"{outbox:.1f} outbox rows"
+        )
+        if args.sql:
+            for n, sql in enumerate(figures["example"], 1):
+                print(f"    {n:2}. {sql[:160]}")
+        if profile:
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(args.top)
+            print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+    print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
+
+
+if __name__ == "__main__":
+    main()
