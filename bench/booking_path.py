@@ -6,9 +6,10 @@ Posts the booking form of a free class (production settings, Django's test clien
 database `booking_path`) --bookings times until it is full, then --refusals more times at the full
 class, exactly as the flash-sale bench does over HTTP. For each kind of answer it prints the CPU per
 request of this process, the statements per request and their share of the wall time, and (with
---top) the functions that cost most by cProfile; --sql lists one request's statements. The outbox
-rows a booking writes are counted but not delivered: the worker's share is measured by
-bench/flash_sale.py. Figures, not assertions: compare before and after in one sitting.
+--top) the functions that cost most by cProfile; --sql lists one request's statements. With
+--deliver it then delivers every outbox message the bookings caused, as the worker would (emails to
+Django's in-memory backend, so rendering counts but no SMTP), and prints CPU and statements per
+booking for each handler. Figures, not assertions: compare before and after in one sitting.
 """
 
 import argparse
@@ -71,12 +72,61 @@ def measure(client, path: str, token: str, attempts: range, expected: int, profi
     }
 
 
+def deliver(bookings: int, top: int) -> None:
+    """Deliver what the bookings left in the outbox (and what that writes in turn), per handler."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from core.models import OutboxMessage
+    from core.outbox.services import outbox_message_deliver
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    costs: dict[str, list[float]] = {}  # handler -> [cpu seconds, statements, messages]
+    profile = cProfile.Profile() if top else None
+    while pending := list(
+        OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING)
+        .order_by("pk")
+        .values_list("pk", "handler")
+    ):
+        for message_id, handler in pending:
+            connection.queries_log.clear()
+            cpu = time.process_time()
+            with CaptureQueriesContext(connection) as queries:
+                if profile:
+                    profile.enable()
+                outbox_message_deliver(message_id=message_id, now=timezone.now())
+                if profile:
+                    profile.disable()
+            name = handler.split(".booking.")[0]  # calendarsync.push.booking.confirmed -> calendarsync.push
+            cost = costs.setdefault(name, [0.0, 0, 0])
+            cost[0] += time.process_time() - cpu
+            cost[1] += len(queries)
+            cost[2] += 1
+    total = [0.0, 0]
+    for handler, (cpu, statements, messages) in sorted(costs.items(), key=lambda kv: -kv[1][0]):
+        total[0] += cpu
+        total[1] += statements
+        print(
+            f"  {handler:<34} {messages / bookings:4.1f} messages  cpu {cpu / bookings * 1000:5.2f} ms  "
+            f"{statements / bookings:5.1f} statements  (per booking)"
+        )
+    per_booking = f"cpu {total[0] / bookings * 1000:5.2f} ms   {total[1] / bookings:4.1f} statements"
+    print(f"{'worker, all handlers':<18} {per_booking} per booking")
+    if profile:
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(top)
+        print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bookings", type=int, default=300)
     parser.add_argument("--refusals", type=int, default=300)
     parser.add_argument("--top", type=int, default=0, help="print the costliest functions by cProfile")
     parser.add_argument("--sql", action="store_true", help="print one request's statements")
+    parser.add_argument("--deliver", action="store_true", help="then deliver the outbox, per handler")
     args = parser.parse_args()
 
     os.environ.update(
@@ -119,6 +169,8 @@ def main() -> None:
             out = io.StringIO()
             pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(args.top)
             print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+    if args.deliver:
+        deliver(args.bookings, args.top)
     print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
 
 

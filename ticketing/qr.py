@@ -6,11 +6,15 @@ import qrcode
 import qrcode.image.svg
 from qrcode.constants import ERROR_CORRECT_M
 
+FIXED_MASK = 0
+
 
 def _code(payload: str) -> qrcode.QRCode:
     # Level M survives a cracked phone screen or a crease in a printout; the payload still fits a
     # version 6 code, large modules at phone-screen size.
-    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4, box_size=8)
+    # A fixed mask: every one of the eight gives a valid code that phones and door scanners read,
+    # and choosing the "best" (the library scores all eight) was most of the cost of a ticket email.
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4, box_size=8, mask_pattern=FIXED_MASK)
     code.add_data(payload)
     code.make(fit=True)
     return code
