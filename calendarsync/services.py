@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -479,6 +480,9 @@ def calendar_booking_push(*, booking_id: int, now: datetime) -> int:
     duplicates, and an event already as it should be is not touched.
     :raises ProviderUnavailable: the outbox retries with back-off.
     """
+    live = Q(mode=CalendarConnection.Mode.TWO_WAY, status__in=["connected", "failing"])
+    if not CalendarConnection.objects.filter(live | Q(events__booking_id=booking_id)).exists():
+        return 0  # no two-way calendar anywhere and none holds this booking: one query, not ten
     booking = Booking.objects.select_related("customer", "offering__location", "session").get(pk=booking_id)
     wanted = _booking_times_per_resource(booking) if booking.status in IN_CALENDAR else {}
     connections = {

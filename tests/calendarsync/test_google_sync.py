@@ -214,6 +214,14 @@ def test_our_own_events_do_not_block_the_booking_they_show_and_read_only_calenda
     assert CalendarEvent.objects.get(booking=booking).status == "active"
 
 
+def test_with_no_two_way_calendar_a_booking_costs_the_push_one_read(google, salon, django_assert_num_queries):
+    connect(google, salon["camille"], mode=CalendarConnection.Mode.READ_ONLY)  # busy time in, nothing out
+    booking = book(salon, paris(10))
+    with django_assert_num_queries(1):  # on sale day every confirmation runs this
+        assert calendar_booking_push(booking_id=booking.pk, now=NOW) == 0
+    assert google.events(STAFF) == []
+
+
 def test_moving_or_deleting_our_event_in_her_calendar_flags_the_booking_and_cancels_nothing(google, salon):
     connection = connect(google, salon["camille"])
     sync(connection)
