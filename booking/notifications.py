@@ -96,16 +96,13 @@ def site_url(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
-def staff_on(booking: Booking) -> list[Resource]:
-    """The staff of a booking: allocated to the appointment (even if since released), or the session's."""
-    holders = [item.holder for item in booking.items.all()]
-    return list(
-        Resource.objects.filter(allocations__holder__in=holders, kind=Resource.Kind.STAFF).distinct()
-    ) or list(
-        Resource.objects.filter(kind=Resource.Kind.STAFF, sessions=booking.session_id).distinct()
-        if booking.session_id
-        else []
-    )
+def staff_on(booking: Booking, items: list | None = None) -> list[Resource]:
+    """The staff of a booking: the session's, or those allocated to the appointment (even if since
+    released). One query; `items` saves another when the caller has loaded them already."""
+    if booking.session_id:  # places in a session take no resource time of their own
+        return list(Resource.objects.filter(kind=Resource.Kind.STAFF, sessions=booking.session_id).distinct())
+    holders = [item.holder for item in (booking.items.all() if items is None else items)]
+    return list(Resource.objects.filter(allocations__holder__in=holders, kind=Resource.Kind.STAFF).distinct())
 
 
 def calendar_links(booking: Booking) -> dict[str, str]:
@@ -194,9 +191,10 @@ def email_build(
     token = booking_manage_token(booking=booking)
     when = _local(booking.starts_at, zone)
     customer_zone = booking.customer.time_zone
+    items = list(booking.items.select_related("ticket_type", "zone", "seat"))
     context: dict[str, Any] = {
         "booking": booking,
-        "items": list(booking.items.select_related("ticket_type", "zone", "seat")),
+        "items": items,
         "offering": booking.offering,
         "location": location,
         "when": when,
@@ -204,7 +202,7 @@ def email_build(
         "customer_when": _customer_time(booking.starts_at, customer_zone, zone),
         "map_url": "https://www.openstreetmap.org/search?query="
         + quote(f"{location.name}, {location.address}"),
-        "staff": staff_on(booking),
+        "staff": staff_on(booking, items),
         "manage_url": site_url(reverse("booking:detail", args=[token])),
         "pay_url": site_url(reverse(settings.BOOKING_CHECKOUT_URL_NAME, args=[token]))
         if settings.BOOKING_CHECKOUT_URL_NAME
