@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -24,6 +24,28 @@ def scratch_environment(database: str) -> dict[str, str]:
     url = urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
     _ensure_external_database(url)
     return {"DATABASE_URL": url, "REDIS_URL": env["REDIS_URL"]}
+
+
+def redis_of_its_own(db: int) -> str:
+    """Point this run, and every process it starts, at database *db* of the configured Redis, emptied.
+
+    Another database's worker must not take this run's tasks, and tasks an earlier run left behind
+    must not be picked up inside this run's window (they would count as this run's work). Call before
+    `setup_django`: config.env reads the environment once.
+    """
+    import redis
+
+    from config.devstack import Services
+
+    parts = urlsplit(Services().environment()["REDIS_URL"])
+    if parts.scheme == "unix":
+        query = urlencode({**dict(parse_qsl(parts.query)), "db": str(db)})
+        url = f"unix://{parts.path}?{query}"  # urlunsplit would drop the empty authority's //
+    else:
+        url = urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+    os.environ["REDIS_URL"] = url
+    redis.Redis.from_url(url).flushdb()
+    return url
 
 
 def setup_django(database: str) -> dict[str, str]:

@@ -48,7 +48,6 @@ import resource as rusage
 import statistics
 import time as clock
 import tracemalloc
-import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from unittest import mock
@@ -66,7 +65,7 @@ from _calendar_providers import (
     moved,
     plan_event,
 )
-from _common import database_empty, percentile, setup_django, venue
+from _common import database_empty, percentile, redis_of_its_own, setup_django, venue
 
 BENCH_DB = "booking_calsync"
 BENCH_REDIS_DB = 12
@@ -232,16 +231,6 @@ def quantiles(values: list[float]) -> str:
 # --- the run --------------------------------------------------------------------------------------
 
 
-def own_redis_database(url: str) -> str:
-    """The same Redis, database BENCH_REDIS_DB (config.env is not imported before Django's setup: it
-    reads the environment once)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "unix":
-        query = {**dict(urllib.parse.parse_qsl(parts.query)), "db": str(BENCH_REDIS_DB)}
-        return f"unix://{parts.path}?{urllib.parse.urlencode(query)}"
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_REDIS_DB}", parts.query, ""))
-
-
 def build(now: datetime):
     database_empty()
     return venue("Atelier Rivoli", "atelier-rivoli", time_zone=LOCATION_ZONE, city="Paris", country="FR")
@@ -369,11 +358,9 @@ def main() -> None:
     args = parser.parse_args()
 
     load_before = os.getloadavg()
-    from config.devstack import Services
-
     # Own Redis database: connection_create queues a Celery sync, and another database's worker must
     # not take it. The bench runs every sync itself, so the queued task is dropped as well.
-    os.environ["REDIS_URL"] = own_redis_database(Services().environment()["REDIS_URL"])
+    redis_of_its_own(BENCH_REDIS_DB)
     setup_django(BENCH_DB)
 
     from django.urls import reverse

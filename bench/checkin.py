@@ -36,7 +36,6 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from _common import (
     HZ,
@@ -46,6 +45,7 @@ from _common import (
     gunicorn_start,
     machine_busy_seconds,
     percentile,
+    redis_of_its_own,
     server_environment,
     setup_django,
     venue,
@@ -58,16 +58,6 @@ SYNC_TARGET_S = 5
 BOOKING_SIZES = (2, 4, 3, 6, 1, 4, 2, 8)  # places per booking, in turn: 3.75 on average
 WARMUP_PER_SCANNER = 5
 SHARED_PER_SCANS = 100  # one ticket at two doors at once per this many scans
-
-
-def own_redis_database(url: str) -> str:
-    """The same Redis, database BENCH_REDIS_DB: the tasks and cache keys of this run stay away from the
-    Celery workers and servers of other databases (they would take the outbox tasks for their own)."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        query = {**dict(parse_qsl(parts.query)), "db": str(BENCH_REDIS_DB)}
-        return f"unix://{parts.path}?{urlencode(query)}"
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_REDIS_DB}", parts.query, ""))
 
 
 def postgres_backends_cpu(database: str) -> dict[int, float]:
@@ -486,13 +476,8 @@ def main() -> None:
     rng = random.Random(args.seed)
     load_before = os.getloadavg()[0]
     clock = time.perf_counter()
-    from config.devstack import Services
-
-    os.environ["REDIS_URL"] = own_redis_database(Services().environment()["REDIS_URL"])
+    redis_of_its_own(BENCH_REDIS_DB)
     env = setup_django(BENCH_DB)
-    import redis
-
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # tasks nobody took in an earlier run
     kinds = plan_kinds(args.scanners, args.scans, rng)
     burst_kinds = plan_kinds(args.scanners, args.burst, rng) if args.burst else []
     counts = [

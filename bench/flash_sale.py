@@ -8,7 +8,10 @@ confirmed booking), then --clients keep-alive connections post --attempts bookin
 its CSRF token, its own idempotency key and its own customer, exactly as the booking page does.
 
 Prints accepted bookings/s, p50/p99 latency, errors, and the oversell count (must be 0), checked
-against the database afterwards.
+against the database afterwards. The whole cost is counted: the run has a Redis database of its own,
+emptied first (no task of an earlier run is taken inside this one), emails go to the local mailbox
+stand-in (they are sent, not failed and retried), and after the last request the outbox backlog is
+printed and the worker given until it is drained; CPU per booking is counted up to then.
 """
 
 import argparse
@@ -19,7 +22,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 from _common import (
@@ -32,12 +37,15 @@ from _common import (
     gunicorn_start,
     machine_busy_seconds,
     percentile,
+    redis_of_its_own,
     server_environment,
     setup_django,
     venue,
 )
 
 BENCH_DB = "booking_flash"
+BENCH_REDIS_DB = 13
+DRAIN_TIMEOUT_S = 600
 
 
 def prepare(places: int):
@@ -123,6 +131,12 @@ async def load(port: int, path: str, clients: int, attempts: int) -> list[tuple[
     return results
 
 
+def outbox_pending() -> int:
+    from core.models import OutboxMessage
+
+    return OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).count()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=64)
@@ -135,10 +149,14 @@ def main() -> None:
     parser.add_argument("--no-celery", action="store_true", help="do not run a Celery worker alongside")
     args = parser.parse_args()
 
+    redis_of_its_own(BENCH_REDIS_DB)
     env = setup_django(BENCH_DB)
     offering, session = prepare(args.places)
     port = free_port()
-    server_env = server_environment(env)
+    from standins.mailbox import Mailbox
+
+    mailbox = Mailbox.start(Path(tempfile.mkdtemp(prefix="flash-mailbox-")))
+    server_env = {**server_environment(env), "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(mailbox.port)}
     collect_static(server_env)
     processes = [gunicorn_start(port=port, workers=args.workers, threads=args.threads, env=server_env)]
     if not args.no_celery:
@@ -173,6 +191,13 @@ def main() -> None:
         app_before = [group_cpu_seconds(p.pid) for p in processes]
         busy_before, own_before = machine_busy_seconds(), time.process_time()
         results = asyncio.run(load(port, path, args.clients, args.attempts))
+        sale_ended = time.perf_counter()
+        backlog = outbox_pending()
+        drained = None
+        if not args.no_celery:
+            while outbox_pending() and time.perf_counter() - sale_ended < DRAIN_TIMEOUT_S:
+                time.sleep(0.2)
+            drained = time.perf_counter() - sale_ended if not outbox_pending() else None
         app_cpu = [group_cpu_seconds(p.pid) - b for p, b in zip(processes, app_before, strict=True)]
         busy, own = machine_busy_seconds() - busy_before, time.process_time() - own_before
     finally:
@@ -180,8 +205,11 @@ def main() -> None:
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait(timeout=30)
+        mailbox.stop()
+    emails = len(list(mailbox.folder.glob("*.eml")))
 
     from booking.models import Booking, BookingStatus
+    from core.models import OutboxMessage
     from inventory.models import CapacityCounter
 
     accepted = [r for r in results if r[2] == 303]
@@ -199,6 +227,8 @@ def main() -> None:
         sum(app_cpu[1:]) / n * 1000,
         (busy - sum(app_cpu) - own) / n * 1000,
     )
+    per_booking = max(1, len(accepted))
+    dead = OutboxMessage.objects.filter(status=OutboxMessage.Status.DEAD).count()
     oversell = max(0, counter.sold - counter.capacity) + max(0, confirmed - args.places)
     lines = [
         f"# {args.clients} clients, {n} attempts, {args.places} places, gunicorn --workers {args.workers}"
@@ -213,8 +243,20 @@ def main() -> None:
         f"sold out answers (409)   {len(refused)}",
         f"errors                   {len(errors)} {sorted({r[2] for r in errors}) if errors else ''}",
         f"database                 {confirmed} confirmed, counter sold {counter.sold} of {counter.capacity}",
+        f"outbox after the sale    {backlog} messages pending; "
+        + (
+            "no worker"
+            if args.no_celery
+            else f"drained in {drained:.1f} s"
+            if drained is not None
+            else f"not drained in {DRAIN_TIMEOUT_S} s"
+        )
+        + f"; {dead} dead; {emails} emails in the mailbox",
         f"cpu per attempt          web {web:.1f} ms, celery {celery:.1f} ms, load generator "
-        f"{own / n * 1000:.1f} ms, PostgreSQL and the rest {other:.1f} ms",
+        f"{own / n * 1000:.1f} ms, PostgreSQL and the rest {other:.1f} ms (until drained)",
+        f"cpu per booking          web {app_cpu[0] / per_booking * 1000:.1f} ms, celery "
+        f"{sum(app_cpu[1:]) / per_booking * 1000:.1f} ms, PostgreSQL and the rest "
+        f"{(busy - sum(app_cpu) - own) / per_booking * 1000:.1f} ms (every attempt's, per confirmed booking)",
         f"oversell                 {oversell}",
     ]
     print("\n".join(lines))
