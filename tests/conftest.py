@@ -91,6 +91,12 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list = []
         self.refuse_once: set[str] = set()
+        self.greetings = 0  # EHLOs: one per connection a client opened
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.greetings += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse_once:
@@ -112,6 +118,7 @@ class Inbox:
     def clear(self) -> None:
         self.messages.clear()
         self.refuse_once.clear()
+        self.greetings = 0
 
 
 @pytest.fixture(scope="session")

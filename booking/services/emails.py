@@ -12,6 +12,7 @@ from booking.models import (
     BookingStatus,
     WaitlistEntry,
 )
+from core.mail import mail_send
 from core.outbox.services import outbox_enqueue
 from core.transactions import service_transaction
 from inventory.models import Offering
@@ -123,7 +124,7 @@ def email_send(
             timeline.email_skipped(booking, now=now, kind=kind, to=to)
             return False
         email = email_build(booking=booking, kind=kind, to=to, now=now, extra=extra)
-        email.message.send()
+        mail_send(email.message)
         timeline.email_sent(
             booking, now=now, kind=kind, to=to, subject=email.message.subject, sequence=booking.sequence
         )

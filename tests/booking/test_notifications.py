@@ -211,6 +211,32 @@ def test_mail_written_while_redis_is_down_goes_out_when_it_is_back(soon, inbox, 
     assert len(mail(inbox, "cy@example.com")) == 1
 
 
+def test_emails_share_one_connection_which_is_opened_again_when_the_server_hung_up(soon, inbox):
+    import core.mail
+
+    for name in ("Cy", "Di"):
+        hold_places(
+            soon["offering"],
+            soon["session"],
+            1,
+            now=soon["now"],
+            who=CustomerDetails(name, f"{name}@example.com"),
+        )
+    deliver(soon["now"])
+    assert len(mail(inbox, "Cy@example.com")) == len(mail(inbox, "Di@example.com")) == 1
+    assert inbox.greetings <= 1  # both over one connection (maybe opened by an earlier test)
+
+    core.mail._connection.connection.sock.shutdown(socket.SHUT_RDWR)  # the server hung up while idle
+    hold_places(
+        soon["offering"], soon["session"], 1, now=soon["now"], who=CustomerDetails("Ed", "Ed@example.com")
+    )
+    before = inbox.greetings
+    deliver(soon["now"])
+    assert len(mail(inbox, "Ed@example.com")) == 1  # sent at once, not left for a retry
+    assert inbox.greetings == before + 1
+    assert not OutboxMessage.objects.filter(topic="email.send").exclude(status="delivered").exists()
+
+
 class RefusingBroker:
     """A "Redis" on 127.0.0.1 that hangs up on every connection, counting them."""
 
