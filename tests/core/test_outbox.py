@@ -1,5 +1,6 @@
 """The transactional outbox: what a committed change announces is delivered, once; nothing else is."""
 
+import json
 import threading
 import time
 import uuid
@@ -20,7 +21,7 @@ from core.outbox.services import (
     outbox_sweep,
 )
 from core.redis import redis_client
-from core.tasks import outbox_sweep_task
+from core.tasks import outbox_relay, outbox_sweep_task
 from tests.conftest import celery_broker, running_worker, wait_until
 
 # --- handlers these tests subscribe: each records its runs in Redis, outside any DB transaction,
@@ -100,6 +101,27 @@ def test_a_committed_message_is_delivered_by_the_worker_and_a_rolled_back_one_ne
     assert not OutboxMessage.objects.filter(payload__run=rolled_back_run).exists()
     assert outbox_sweep(now=timezone.now() + timedelta(hours=1))["delivered"] == 0
     assert runs_of(rolled_back_run) == 0
+
+
+def queued_relays() -> int:
+    """Relay tasks waiting in the broker's queue (kombu keeps it as a Redis list named "celery")."""
+    tasks = [json.loads(raw)["headers"]["task"] for raw in redis_client().lrange("celery", 0, -1)]
+    return tasks.count("core.tasks.outbox_relay")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rush_of_commits_queues_one_relay_which_delivers_all_that_was_committed_before_it_ran():
+    from config.celery import app
+
+    app.control.purge()
+    runs = [enqueue_committed("test.recorded", timezone.now())[0] for _ in range(5)]
+    assert queued_relays() == 1  # five bookings, one task: the others found it queued
+
+    outbox_relay()  # the worker takes that task
+
+    assert all(delivered(run) for run in runs) and [runs_of(run) for run in runs] == [1] * 5
+    enqueue_committed("test.recorded", timezone.now())
+    assert queued_relays() == 2  # the relay said it had started: the next commit queues the next one
 
 
 @pytest.mark.django_db(transaction=True)
