@@ -81,49 +81,66 @@ def _relay_nudge() -> None:
     task_publish_once(RELAY_TASK, marker=RELAY_MARKER, ttl_seconds=RELAY_MARKER_SECONDS)
 
 
+class _HandlerFailed(Exception):
+    def __init__(self, error_text: str) -> None:
+        super().__init__(error_text)
+        self.error_text = error_text
+
+
 def outbox_message_deliver(*, message_id: int, now: datetime) -> Delivery:
     """Run the handler of one message at most once to completion.
 
     The message row stays locked while its handler runs and is marked delivered in the same
     transaction as the handler's own writes, so a handler that finished is never run again. A
-    handler that raises has its writes rolled back, the attempt counted and the next attempt
-    scheduled with exponential back-off; after its last attempt the message is marked dead.
+    handler that raises has its writes rolled back with that transaction, then the attempt is
+    counted and the next one scheduled with exponential back-off in a transaction of its own; after
+    its last attempt the message is marked dead. (No savepoint around the handler: on sale day each
+    booking delivers five messages, and a savepoint is two more round trips each.)
     """
+    try:
+        with transaction.atomic(durable=True):
+            message = locks.lock_pending_message(message_id=message_id)
+            if message is None or message.available_at > now:
+                return Delivery.SKIPPED
+            handler = handler_get(message.handler)
+            try:
+                if handler is None:
+                    raise LookupError(
+                        f"No outbox handler named {message.handler!r} is registered in this process."
+                    )
+                handler(message, now=now)
+            except Exception as error:  # any handler failure: recorded below and retried, never lost
+                raise _HandlerFailed(traceback.format_exc(limit=8)[-4000:]) from error
+            message.attempts += 1
+            message.status = OutboxMessage.Status.DELIVERED
+            message.delivered_at = now
+            message.save(update_fields=["attempts", "status", "delivered_at"])
+    except _HandlerFailed as failure:
+        return _delivery_failed(message_id=message_id, now=now, error_text=failure.error_text)
+    logger.info("Outbox message %s (%s -> %s) delivered.", message.pk, message.topic, message.handler)
+    return Delivery.DELIVERED
+
+
+def _delivery_failed(*, message_id: int, now: datetime, error_text: str) -> Delivery:
+    """Count a failed attempt and schedule the next (or give up), unless someone else took the
+    message meanwhile: its lock was let go when the failed attempt rolled back."""
     with transaction.atomic(durable=True):
         message = locks.lock_pending_message(message_id=message_id)
-        if message is None or message.available_at > now:
+        if message is None:
             return Delivery.SKIPPED
         handler = handler_get(message.handler)
         message.attempts += 1
-        try:
-            if handler is None:
-                raise LookupError(
-                    f"No outbox handler named {message.handler!r} is registered in this process."
-                )
-            with transaction.atomic():  # a savepoint: the handler's writes vanish if it fails
-                handler(message, now=now)
-        except Exception:  # noqa: BLE001 - any handler failure is recorded and retried, never lost
-            message.last_error = traceback.format_exc(limit=8)[-4000:]
-            max_attempts = handler.max_attempts if handler else 1
-            if message.attempts >= max_attempts:
-                message.status = OutboxMessage.Status.DEAD
-                outcome = Delivery.DEAD
-                logger.error(
-                    "Outbox message %s failed for the last time:\n%s", message.pk, message.last_error
-                )
-            else:
-                message.available_at = now + outbox_backoff(attempts=message.attempts)
-                outcome = Delivery.FAILED
-                logger.warning(
-                    "Outbox message %s failed (attempt %s), retrying.", message.pk, message.attempts
-                )
-            message.save(update_fields=["attempts", "last_error", "status", "available_at"])
-            return outcome
-        message.status = OutboxMessage.Status.DELIVERED
-        message.delivered_at = now
-        message.save(update_fields=["attempts", "status", "delivered_at"])
-        logger.info("Outbox message %s (%s -> %s) delivered.", message.pk, message.topic, message.handler)
-        return Delivery.DELIVERED
+        message.last_error = error_text
+        if message.attempts >= (handler.max_attempts if handler else 1):
+            message.status = OutboxMessage.Status.DEAD
+            outcome = Delivery.DEAD
+            logger.error("Outbox message %s failed for the last time:\n%s", message.pk, message.last_error)
+        else:
+            message.available_at = now + outbox_backoff(attempts=message.attempts)
+            outcome = Delivery.FAILED
+            logger.warning("Outbox message %s failed (attempt %s), retrying.", message.pk, message.attempts)
+        message.save(update_fields=["attempts", "last_error", "status", "available_at"])
+    return outcome
 
 
 def outbox_backoff(*, attempts: int) -> timedelta:
