@@ -123,10 +123,11 @@ def outbox_message_deliver(*, message_id: int, now: datetime) -> Delivery:
 
 def _delivery_failed(*, message_id: int, now: datetime, error_text: str) -> Delivery:
     """Count a failed attempt and schedule the next (or give up), unless someone else took the
-    message meanwhile: its lock was let go when the failed attempt rolled back."""
+    message meanwhile (its lock was let go when the failed attempt rolled back): delivered it, or
+    failed with it and already counted and rescheduled that attempt."""
     with transaction.atomic(durable=True):
         message = locks.lock_pending_message(message_id=message_id)
-        if message is None:
+        if message is None or message.available_at > now:
             return Delivery.SKIPPED
         handler = handler_get(message.handler)
         message.attempts += 1
