@@ -485,12 +485,7 @@ def calendar_booking_push(*, booking_id: int, now: datetime) -> int:
         return 0  # no two-way calendar anywhere and none holds this booking: one query, not ten
     booking = Booking.objects.select_related("customer", "offering__location", "session").get(pk=booking_id)
     wanted = _booking_times_per_resource(booking) if booking.status in IN_CALENDAR else {}
-    connections = {
-        c.pk: c
-        for c in CalendarConnection.objects.filter(
-            mode=CalendarConnection.Mode.TWO_WAY, status__in=["connected", "failing"]
-        ).filter(resource_id__in=wanted)
-    }
+    connections = {c.pk: c for c in CalendarConnection.objects.filter(live, resource_id__in=wanted)}
     links = {link.connection_id: link for link in CalendarEvent.objects.filter(booking=booking)}
     for link in links.values():
         if link.connection_id not in connections and link.connection.is_live:
