@@ -121,6 +121,23 @@ def free_class(hall, name: str, *, places: int, days_ahead: int = 2, max_places_
     return offering, session
 
 
+def booking_form(attempt: int, csrf_token: str, *, run: str) -> str:
+    """The booking page's form for one place, urlencoded as a browser posts it: attempt n is a new
+    customer with an idempotency key of its own."""
+    return urlencode(
+        {
+            "csrfmiddlewaretoken": csrf_token,
+            "name": f"Customer {attempt}",
+            "email": f"c{attempt}@{run}.example",
+            "phone": "",
+            "notes": "",
+            "time_zone": "Europe/London",
+            "idempotency_key": f"{run}-{attempt}",
+            "quantity": "1",
+        }
+    )
+
+
 def percentile(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")

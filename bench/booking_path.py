@@ -18,26 +18,16 @@ import io
 import os
 import pstats
 import time
-from urllib.parse import urlencode
 
-from _common import database_empty, free_class, setup_django, venue
+from _common import booking_form, database_empty, free_class, setup_django, venue
 
 BENCH_DB = "booking_path"
 
 
-def form(attempt: int, token: str) -> str:
-    return urlencode(
-        {
-            "csrfmiddlewaretoken": token,
-            "name": f"Customer {attempt}",
-            "email": f"c{attempt}@path.example",
-            "phone": "",
-            "notes": "",
-            "time_zone": "Europe/London",
-            "idempotency_key": f"path-{attempt}",
-            "quantity": "1",
-        }
-    )
+def print_profile(profile: cProfile.Profile, top: int) -> None:
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(top)
+    print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
 
 
 def measure(client, path: str, token: str, attempts: range, expected: int, profile: cProfile.Profile | None):
@@ -48,11 +38,14 @@ def measure(client, path: str, token: str, attempts: range, expected: int, profi
     cpu, wall = time.process_time(), time.perf_counter()
     example = []
     for attempt in attempts:
+        connection.queries_log.clear()  # the log keeps 9,000 statements; the count must not stall there
         with CaptureQueriesContext(connection) as queries:
             if profile:
                 profile.enable()
             response = client.post(
-                path, form(attempt, token), content_type="application/x-www-form-urlencoded"
+                path,
+                booking_form(attempt, token, run="path"),
+                content_type="application/x-www-form-urlencoded",
             )
             if profile:
                 profile.disable()
@@ -115,9 +108,7 @@ def deliver(bookings: int, top: int) -> None:
     per_booking = f"cpu {total[0] / bookings * 1000:5.2f} ms   {total[1] / bookings:4.1f} statements"
     print(f"{'worker, all handlers':<18} {per_booking} per booking")
     if profile:
-        out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(top)
-        print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+        print_profile(profile, top)
 
 
 def main() -> None:
@@ -166,9 +157,7 @@ def main() -> None:
             for n, sql in enumerate(figures["example"], 1):
                 print(f"    {n:2}. {sql[:160]}")
         if profile:
-            out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(args.top)
-            print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+            print_profile(profile, args.top)
     if args.deliver:
         deliver(args.bookings, args.top)
     print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")

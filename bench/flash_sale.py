@@ -25,10 +25,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlencode
 
 from _common import (
     ROOT,
+    booking_form,
     collect_static,
     database_empty,
     free_class,
@@ -107,18 +107,7 @@ async def load(port: int, path: str, clients: int, attempts: int) -> list[tuple[
         _, _, page = await client.request("GET", path)
         token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
         for attempt in counter:
-            body = urlencode(
-                {
-                    "csrfmiddlewaretoken": token,
-                    "name": f"Customer {attempt}",
-                    "email": f"c{attempt}@flash.example",
-                    "phone": "",
-                    "notes": "",
-                    "time_zone": "Europe/London",
-                    "idempotency_key": f"flash-{attempt}",
-                    "quantity": "1",
-                }
-            ).encode()
+            body = booking_form(attempt, token, run="flash").encode()
             sent = time.perf_counter()
             try:
                 status, _, _ = await client.request("POST", path, body)
