@@ -59,6 +59,8 @@ def setup_django(database: str) -> dict[str, str]:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    # production settings render {% static %} from the manifest; a fresh checkout has none yet
+    call_command("collectstatic", interactive=False, verbosity=0)
     return env
 
 

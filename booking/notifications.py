@@ -68,6 +68,21 @@ def email_kind_register(kind: str, subject: str) -> None:
 _extras: list[Callable[[Booking, str, dict], dict[str, Any]]] = []
 
 
+# Bookings whose customer confirmation a higher app sends itself, once it has what the email carries
+# (ticketing: the tickets, so a class or event booking confirms in one email, not two).
+_confirmation_carriers: list[Callable[[Booking], bool]] = []
+
+
+def confirmation_carrier_register(carries: Callable[[Booking], bool]) -> Callable:
+    """Let a higher app send the customer's "confirmed" email for the bookings *carries* says yes to."""
+    _confirmation_carriers.append(carries)
+    return carries
+
+
+def confirmation_carried(booking: Booking) -> bool:
+    return any(carries(booking) for carries in _confirmation_carriers)
+
+
 def email_extras_provider(func: Callable[[Booking, str, dict], dict[str, Any]]) -> Callable:
     """Register a function adding context (and `attachments`) to booking emails, from a higher app."""
     _extras.append(func)

@@ -15,7 +15,12 @@ TICKETS_FOLLOW = (
 
 def _sync(message, *, now) -> None:
     """Issue, revoke or re-issue the booking's tickets so they match it (a no-op when they do)."""
-    tickets_sync(booking_id=message.payload["booking_id"], now=now, reason=message.topic.split(".", 1)[1])
+    tickets_sync(
+        booking_id=message.payload["booking_id"],
+        now=now,
+        reason=message.topic.split(".", 1)[1],
+        sequence=message.payload.get("sequence"),
+    )
 
 
 for _topic in TICKETS_FOLLOW:

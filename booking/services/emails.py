@@ -22,13 +22,14 @@ from inventory.models import Offering
 
 def _emails_for(topic: str, booking: Booking, payload: dict) -> list[tuple[str, str, dict]]:
     """Which emails (kind, recipient, extra context) an event of *topic* sends."""
-    from booking.notifications import staff_on
+    from booking.notifications import confirmation_carried, staff_on
 
     customer = booking.customer.email
     is_appointment = booking.offering.kind == Offering.Kind.APPOINTMENT
     staff = [r.email for r in staff_on(booking) if r.email] if is_appointment else []
     if topic == "booking.confirmed":
-        return [("confirmed", customer, {})] + [("staff_new", to, {}) for to in staff]
+        confirmation = [] if confirmation_carried(booking) else [("confirmed", customer, {})]
+        return confirmation + [("staff_new", to, {}) for to in staff]
     if topic == "booking.held":
         is_offer = WaitlistEntry.objects.filter(offer=booking).exists()
         return [] if is_offer or booking.total_amount == 0 else [("awaiting_payment", customer, {})]

@@ -80,14 +80,42 @@ def test_a_confirmed_booking_gets_one_ticket_per_attendee_by_email_with_readable
         assert signing.verify(payload=ticket.payload, public_key=key) == (ticket.pk, concert["session"].pk)
         assert len(ticket.payload) <= 110  # a version 6 QR code: large modules on a phone screen
 
-    [email] = [m for m in inbox.messages if str(m["subject"]).strip().startswith("Your tickets")]
+    # one email: the confirmation carries the tickets, with the invite
+    [email] = inbox.messages
+    assert str(email["subject"]).strip().startswith("Confirmed")
     images = [p for p in email.iter_attachments() if p.get_content_type() == "image/png"]
     assert sorted(decode(p.get_payload(decode=True)) for p in images) == sorted(t.payload for t in tickets)
+    assert any(p.get_content_type() == "text/calendar" for p in email.iter_attachments())
     text = email.get_body(("plain",)).get_content()
-    assert "Ana Smith" in text and "seat A1" in text and tickets[0].code in text
-    [confirmation] = [m for m in inbox.messages if str(m["subject"]).strip().startswith("Confirmed")]
-    assert "/tickets/" in confirmation.get_body(("plain",)).get_content()  # and a link to them
+    assert "You're booked" in text and "Ana Smith" in text and "seat A1" in text and tickets[0].code in text
+    html = email.get_body(("html",)).get_content()
+    assert f"cid:ticket-{tickets[0].code}" in html and f"/t/{tickets[1].access_key}/" in html
     assert CheckInList.objects.filter(session=concert["session"]).exists()
+
+
+def test_tickets_synced_twice_for_one_confirmation_send_one_confirmation(concert, inbox):
+    booking, tickets = paid_tickets(concert["offering"], concert["session"], tickets=adults(concert, 2))
+    tickets_sync(booking_id=booking.pk, now=NOW, reason="confirmed")
+    deliver()
+    [email] = [m for m in inbox.messages if str(m["subject"]).strip().startswith("Confirmed")]
+    assert all(t.code in email.get_body(("plain",)).get_content() for t in tickets)
+
+
+def test_an_attendee_with_their_own_email_gets_their_ticket_and_the_booker_the_confirmation(yoga, inbox):
+    attendees = [
+        TicketRequest(attendee_name="Ana Smith"),
+        TicketRequest(attendee_name="Cara Lee", attendee_email="cara@example.com"),
+    ]
+    booking = hold_places(yoga["offering"], yoga["session"], tickets=attendees)
+    booking_confirm(booking=booking, now=NOW)
+    deliver()
+    ana, cara = valid_tickets(booking)
+    [confirmation] = [m for m in inbox.messages if booking.customer.email in m["to"]]
+    assert ana.code in confirmation.get_body(("plain",)).get_content()
+    [theirs] = [m for m in inbox.messages if "cara@example.com" in m["to"]]
+    body = theirs.get_body(("plain",)).get_content()
+    assert str(theirs["subject"]).strip().startswith("Your tickets")
+    assert cara.code in body and ana.code not in body and booking.reference not in body
 
 
 def test_the_qr_image_decodes_to_exactly_the_signed_payload(concert, client):

@@ -23,7 +23,14 @@ from ticketing.services.resale import (
     resale_withdraw,
 )
 from ticketing.services.scans import ADMITTED, GATE_RESULTS, ScanOutcome, ScanReport, scans_record
-from ticketing.services.tickets import REASONS, TICKETED_KINDS, TicketChanges, ticket_revoke, tickets_sync
+from ticketing.services.tickets import (
+    REASONS,
+    TICKETED_KINDS,
+    TicketChanges,
+    booking_is_ticketed,
+    ticket_revoke,
+    tickets_sync,
+)
 from ticketing.services.transfers import ticket_transfer, ticket_transfer_cancel, transfer_fee_settled
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "ScanReport",
     "TicketChanges",
     "TicketingError",
+    "booking_is_ticketed",
     "door_device_authenticate",
     "door_device_register",
     "door_device_revoke",

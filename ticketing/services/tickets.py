@@ -29,6 +29,11 @@ from ticketing.models import (
 TICKETED_KINDS = (Offering.Kind.CLASS, Offering.Kind.EVENT)
 
 
+def booking_is_ticketed(booking: Booking) -> bool:
+    """Places in a class or event session get tickets; appointments do not."""
+    return booking.offering.kind in TICKETED_KINDS and booking.session_id is not None
+
+
 def _signing_key(offering: Offering, now: datetime) -> SigningKey:
     """The offering's key pair, made the first time it issues a ticket."""
     existing = SigningKey.objects.filter(offering=offering).first()
@@ -121,14 +126,16 @@ REASONS = {
 }
 
 
-def _sync_locked(booking: Booking, now: datetime, reason: str, *, email: bool = True) -> TicketChanges:
+def _sync_locked(
+    booking: Booking, now: datetime, reason: str, *, email: bool = True, sequence: int | None = None
+) -> TicketChanges:
     """Make the booking's valid tickets match its places (the booking row is locked).
 
     Old codes are revoked before new ones are issued: a place never has two valid tickets, not even
     inside this transaction (a unique index says so).
     """
     changes = TicketChanges()
-    if booking.offering.kind not in TICKETED_KINDS or not booking.session_id:
+    if not booking_is_ticketed(booking):
         return changes
     wanted = booking.status == BookingStatus.CONFIRMED
     current = {
@@ -136,11 +143,13 @@ def _sync_locked(booking: Booking, now: datetime, reason: str, *, email: bool = 
     }
     items = list(booking.items.all()) if wanted or current else []
     to_issue: list[tuple[BookingItem, Ticket | None]] = []
+    kept: list[Ticket] = []
     why: dict[int, str] = {}
     for item in items:
         ticket = current.get(item.pk)
         keep = wanted and not item.resold
         if ticket is not None and keep and _matches(ticket, item, booking):
+            kept.append(ticket)
             continue
         if ticket is not None:
             changes.revoked.append(ticket)
@@ -167,41 +176,63 @@ def _sync_locked(booking: Booking, now: datetime, reason: str, *, email: bool = 
                 Ticket.objects.filter(pk=old.pk).update(replaced_by=new)
         CheckInList.objects.get_or_create(session_id=booking.session_id, defaults={"name": "All tickets"})
         timeline.tickets_issued(booking, now=now, tickets=changes.issued, reason=reason)
-        if email:
-            replaced = any(old is not None for _, old in to_issue)
-            _email_tickets(booking, changes.issued, booking.customer.email, now, replaced=replaced)
-            booker = booking.customer.email.lower()
-            holders: dict[str, list[Ticket]] = {}
-            for ticket in changes.issued:
-                if ticket.holder_email and ticket.holder_email.lower() != booker:
-                    holders.setdefault(ticket.holder_email, []).append(ticket)
-            for to, theirs in holders.items():
-                _email_tickets(
-                    booking, theirs, to, now, replaced=replaced, transferred_from=booking.customer.name
-                )
+    if not email:
+        return changes
+    replaced = any(old is not None for _, old in to_issue)
+    confirmation_queued = False
+    overtaken = sequence is not None and sequence < booking.sequence  # moved or cancelled since
+    if reason == "confirmed" and wanted and not overtaken:
+        # booking's notifications leave the customer's confirmation to us (`confirmation_carried`):
+        # it carries every ticket, so the booker gets one email, not a confirmation and then tickets;
+        # once per booking, however often its tickets are synced. Overtaken, the later change's own
+        # email tells the booking as it is now, and the tickets go alone.
+        tickets = sorted(kept + changes.issued, key=lambda t: t.pk)
+        once = f"confirmed:{booking.pk}"
+        confirmation_queued = _email_tickets(booking, tickets, booking.customer.email, now, "confirmed", once)
+    if changes.issued and not confirmation_queued:
+        _email_tickets(booking, changes.issued, booking.customer.email, now, replaced=replaced)
+    booker = booking.customer.email.lower()
+    holders: dict[str, list[Ticket]] = {}
+    for ticket in changes.issued:
+        if ticket.holder_email and ticket.holder_email.lower() != booker:
+            holders.setdefault(ticket.holder_email, []).append(ticket)
+    for to, theirs in holders.items():
+        _email_tickets(booking, theirs, to, now, replaced=replaced, transferred_from=booking.customer.name)
     return changes
 
 
-def _email_tickets(booking: Booking, tickets: list[Ticket], to: str, now: datetime, **extra) -> None:
-    email_enqueue(
+def _email_tickets(
+    booking: Booking,
+    tickets: list[Ticket],
+    to: str,
+    now: datetime,
+    kind: str = "tickets",
+    key: str | None = None,
+    **extra,
+) -> bool:
+    return email_enqueue(
         booking=booking,
-        kind="tickets",
+        kind=kind,
         to=to,
         extra={"ticket_ids": [t.pk for t in tickets], **extra},
         now=now,
         sequence=booking.sequence,
+        key=key,
     )
 
 
-def tickets_sync(*, booking_id: int, now: datetime, reason: str) -> TicketChanges:
+def tickets_sync(
+    *, booking_id: int, now: datetime, reason: str, sequence: int | None = None
+) -> TicketChanges:
     """Issue, revoke or re-issue a booking's tickets so they match it now. Idempotent.
 
     Confirmed → one valid ticket per place; cancelled, refunded or expired → none; moved to another
     session, re-seated or renamed → the old code is revoked and a new one issued (and emailed).
+    `sequence` is the booking's as of the event being followed.
     """
     with service_transaction():
         booking = lock_booking(booking_id=booking_id)
-        return _sync_locked(booking, now, reason)
+        return _sync_locked(booking, now, reason, sequence=sequence)
 
 
 def ticket_revoke(*, ticket: Ticket, now: datetime, reason: str, acting_user) -> Ticket:
