@@ -26,7 +26,7 @@ BENCH_DB = "booking_path"
 
 def print_profile(profile: cProfile.Profile, top: int) -> None:
     out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(top)
+    pstats.Stats(profile, stream=out).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(top)
     print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
 
 
@@ -65,7 +65,7 @@ def measure(client, path: str, token: str, attempts: range, expected: int, profi
     }
 
 
-def deliver(bookings: int, top: int) -> None:
+def deliver(bookings: int, top: int, sql: bool = False) -> None:
     """Deliver what the bookings left in the outbox (and what that writes in turn), per handler."""
     from django.conf import settings
     from django.db import connection
@@ -77,6 +77,7 @@ def deliver(bookings: int, top: int) -> None:
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     costs: dict[str, list[float]] = {}  # handler -> [cpu seconds, statements, messages]
+    examples: dict[str, list[str]] = {}  # handler -> one delivery's statements
     profile = cProfile.Profile() if top else None
     while pending := list(
         OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING)
@@ -94,6 +95,7 @@ def deliver(bookings: int, top: int) -> None:
                     profile.disable()
             name = handler.split(".booking.")[0]  # calendarsync.push.booking.confirmed -> calendarsync.push
             cost = costs.setdefault(name, [0.0, 0, 0])
+            examples.setdefault(name, [q["sql"] for q in queries.captured_queries])
             cost[0] += time.process_time() - cpu
             cost[1] += len(queries)
             cost[2] += 1
@@ -107,6 +109,10 @@ def deliver(bookings: int, top: int) -> None:
         )
     per_booking = f"cpu {total[0] / bookings * 1000:5.2f} ms   {total[1] / bookings:4.1f} statements"
     print(f"{'worker, all handlers':<18} {per_booking} per booking")
+    for handler, statements in examples.items() if sql else ():
+        print(f"  {handler}:")
+        for n, statement in enumerate(statements, 1):
+            print(f"    {n:2}. {statement[:160]}")
     if profile:
         print_profile(profile, top)
 
@@ -159,7 +165,7 @@ def main() -> None:
         if profile:
             print_profile(profile, args.top)
     if args.deliver:
-        deliver(args.bookings, args.top)
+        deliver(args.bookings, args.top, args.sql)
     print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
 
 
