@@ -214,25 +214,30 @@ def _hold_session_in_transaction(
         )
         for line in lines
     )
+    to_seat = _unseated(offering, items) if offering.kind == Offering.Kind.EVENT else []
+
+    def opened() -> None:
+        seats = [i.seat_id for i in items if i.seat_id]
+        summary = {"session_id": session.pk, "places": len(items), "seats": seats}
+        _booking_opened(booking, free=free, now=now, acting_user=acting_user, actor=actor, **summary)
+
+    # The timeline entry and the outbox rows are written before the counters are locked, so the lock
+    # is held only for the check and the update: every booking of the session queues on it. A
+    # "best available" seat is chosen under the lock, and only then can the entry name it.
+    if not to_seat:
+        opened()
     if counters is None:
         counters = lock_session_counters(session_ids=[session.pk]).get(session.pk, [])
     try:
         session_places_check(counters=counters, places=[line.place for line in lines])
     except SoldOut:  # short of room: holds that ran out may be counted still, give them back first
         counters = _release_expired_on_session(session, counters, now)
-    places = (
-        _assign_seats(session, items, now)
-        if offering.kind == Offering.Kind.EVENT
-        else [(Place(), item.holder) for item in items]
-    )
+    if to_seat:
+        _assign_seats(session, to_seat, chosen={i.seat_id for i in items if i.seat_id})
+    places = [(Place(i.zone_id, i.ticket_type_id, i.seat_id), i.holder) for i in items]
     session_places_take(session=session, counters=counters, places=places, sold=free, now=now)
-
-    summary = {
-        "session_id": session.pk,
-        "places": len(items),
-        "seats": [i.seat_id for i in items if i.seat_id],
-    }
-    _booking_opened(booking, free=free, now=now, acting_user=acting_user, actor=actor, **summary)
+    if to_seat:
+        opened()
     return booking
 
 
@@ -270,14 +275,26 @@ def _booking_create(
     )
 
 
-def _assign_seats(session: Session, items: list[BookingItem], now: datetime) -> list[tuple[Place, str]]:
-    """Give "best available" seats to places in seated zones that came without one."""
-    seated = {z.pk for z in session.offering.zones.filter(is_seated=True)}
-    chosen = {i.seat_id for i in items if i.seat_id}
+def _unseated(offering: Offering, items: list[BookingItem]) -> list[BookingItem]:
+    """The places in seated zones that came without a seat."""
+    seated = set(offering.zones.filter(is_seated=True).values_list("pk", flat=True))
+    return [item for item in items if item.zone_id in seated and not item.seat_id]
+
+
+def _seat_where_needed(session: Session, items: list[BookingItem]) -> list[tuple[Place, str]]:
+    """Every item's place, after giving "best available" seats to those in seated zones without one."""
+    unseated = _unseated(session.offering, items)
+    if unseated:
+        _assign_seats(session, unseated, chosen={i.seat_id for i in items if i.seat_id})
+    return [(Place(i.zone_id, i.ticket_type_id, i.seat_id), i.holder) for i in items]
+
+
+def _assign_seats(session: Session, unseated: list[BookingItem], *, chosen: set[int]) -> None:
+    """Give "best available" seats to the places in seated zones that came without one (not *chosen*
+    ones: those the booking picked itself)."""
     missing: dict[int, list[BookingItem]] = {}
-    for item in items:
-        if item.zone_id in seated and not item.seat_id:
-            missing.setdefault(item.zone_id, []).append(item)
+    for item in unseated:
+        missing.setdefault(item.zone_id, []).append(item)
     for zone_id, zone_items in missing.items():
         free = seats_best_available(session=session, zone_id=zone_id, count=len(zone_items), exclude=chosen)
         if len(free) < len(zone_items):
@@ -285,7 +302,6 @@ def _assign_seats(session: Session, items: list[BookingItem], now: datetime) -> 
         for item, seat_id in zip(zone_items, free, strict=False):
             item.seat_id = seat_id
         BookingItem.objects.bulk_update(zone_items, ["seat"])
-    return [(Place(i.zone_id, i.ticket_type_id, i.seat_id), i.holder) for i in items]
 
 
 # --- holding an appointment ---------------------------------------------------------------------

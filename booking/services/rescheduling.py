@@ -25,7 +25,7 @@ from booking.services._shared import (
 )
 from booking.services.errors import InvalidBooking, NotAllowed
 from booking.services.expiry import _release_expired_on_resources, _release_expired_on_session
-from booking.services.holds import _assign_seats, _check_appointment
+from booking.services.holds import _check_appointment, _seat_where_needed
 from core.outbox.services import outbox_enqueue
 from core.transactions import service_transaction
 from inventory.capacity import (
@@ -90,7 +90,7 @@ def booking_reschedule(
             for item in items:
                 item.seat_id = None  # seats are per session: new ones are found below
             BookingItem.objects.bulk_update(items, ["seat"])
-            new_places = _assign_seats(new_session, items, now)
+            new_places = _seat_where_needed(new_session, items)
             session_places_take(
                 session=new_session, counters=new_counters, places=new_places, sold=was_sold, now=now
             )

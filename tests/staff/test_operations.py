@@ -44,7 +44,8 @@ def test_a_bookings_page_tells_its_whole_story_in_order_and_who_did_each_step(
 ):
     booking = paid_booking(stripe_api, soon, now)  # hold, pay with Stripe, confirm, tickets, emails
     client.post(f"/admin/booking/booking/{booking.pk}/act/reschedule/", {"to": f"session:{soon['later'].pk}"})
-    outbox_sweep(now=timezone.now())  # new tickets for the new date, the customer told
+    outbox_sweep(now=timezone.now())  # new tickets for the new date,
+    outbox_sweep(now=timezone.now())  # and the emails those queued: the customer told
     refund(client, booking, "5.00")
     ticket = Ticket.objects.filter(booking=booking, status="valid").first()
     arrival = soon["later"].starts_at - timedelta(minutes=10)
