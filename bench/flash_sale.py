@@ -1,6 +1,7 @@
 """Flash sale: many customers at once through the booking page's own endpoint, over HTTP.
 
     .venv/bin/python bench/flash_sale.py [--clients 64] [--attempts 5000] [--places 1000] [--workers 2]
+                                         [--mixed] [--no-ceiling]
 
 Serves the app with gunicorn on 127.0.0.1 (plus a Celery worker, as in production) against a scratch
 database `booking_flash`, creates a free class with --places places (so every accepted attempt is a
@@ -12,6 +13,13 @@ against the database afterwards. The whole cost is counted: the run has a Redis 
 emptied first (no task of an earlier run is taken inside this one), emails go to the local mailbox
 stand-in (they are sent, not failed and retried), and after the last request the outbox backlog is
 printed and the worker given until it is drained; CPU per booking is counted up to then.
+
+--mixed replays a release: for every booking attempt, five loads of the offering page or of its
+live-availability partial (the htmx request the page repeats) from --clients other clients, and
+prints their p50/p95/p99 apart. Before the sale the same invocation measures the PostgreSQL ceiling
+on this machine (`../shared/peers/pg_ceiling.sh`, one hot row with its CHECK, 4 clients, 10 s,
+in a throwaway cluster that is stopped before the app starts) and prints our rate as a share of it
+and our CPU per booking as a multiple of PostgreSQL's own, so the figures are ratios from one run.
 """
 
 import argparse
@@ -61,13 +69,21 @@ class Client:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.cookies: dict[str, str] = {}
+        self.writer = None
 
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: tuple[str, ...] = ()
+    ) -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            # connect only to send at once: a sync gunicorn worker holding an idle connection serves
+            # nobody else until the request arrives
+            await self.connect()
         cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Connection: keep-alive"]
+        head += headers
         if cookie:
             head.append(f"Cookie: {cookie}")
         if body:
@@ -91,33 +107,78 @@ class Client:
         payload = await self.reader.readexactly(length) if length else b""
         if headers.get("connection", "").lower() == "close":
             self.writer.close()
-            await self.connect()
+            self.writer = None
         return status, headers, payload
 
 
-async def load(port: int, path: str, clients: int, attempts: int) -> list[tuple[float, float, int]]:
-    """Run the sale; returns (start offset, latency, status) for every attempt."""
+PAGE_LOADS_PER_ATTEMPT = 5
+PARTIAL = ("HX-Request: true", "HX-Target: availability")  # what htmx sends when it refreshes the list
+
+
+async def load(
+    port: int, path: str, page: str, clients: int, attempts: int, mixed: bool
+) -> tuple[list[tuple[float, float, int]], list[tuple[str, float, int]]]:
+    """Run the sale; returns (start offset, latency, status) for every attempt and, with *mixed*,
+    (kind, latency, status) for every page load."""
     counter = iter(range(attempts))
     results: list[tuple[float, float, int]] = []
+    loads: list[tuple[str, float, int]] = []
+    credit = asyncio.Semaphore(0)  # page loads owed: five per booking attempt sent
+    selling = True
     started = time.perf_counter()
 
     async def customer(n: int) -> None:
         client = Client("127.0.0.1", port)
-        await client.connect()
-        _, _, page = await client.request("GET", path)
-        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+        _, _, form = await client.request("GET", path)
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1).decode()
         for attempt in counter:
             body = booking_form(attempt, token, run="flash").encode()
+            for _ in range(PAGE_LOADS_PER_ATTEMPT if mixed else 0):
+                credit.release()
             sent = time.perf_counter()
             try:
                 status, _, _ = await client.request("POST", path, body)
             except (ConnectionError, asyncio.IncompleteReadError, IndexError, ValueError):
                 status = 0
-                await client.connect()
+                client.writer = None
             results.append((sent - started, time.perf_counter() - sent, status))
 
+    async def viewer(n: int) -> None:
+        client = Client("127.0.0.1", port)
+        while selling or not credit.locked():
+            try:
+                await asyncio.wait_for(credit.acquire(), timeout=0.5)
+            except TimeoutError:
+                continue
+            kind, headers = ("partial", PARTIAL) if n % 2 else ("page", ())
+            sent = time.perf_counter()
+            try:
+                status, _, _ = await client.request("GET", page, headers=headers)
+            except (ConnectionError, asyncio.IncompleteReadError, IndexError, ValueError):
+                status = 0
+                client.writer = None
+            loads.append((kind, time.perf_counter() - sent, status))
+
+    viewers = [asyncio.create_task(viewer(n)) for n in range(clients if mixed else 0)]
     await asyncio.gather(*(customer(n) for n in range(clients)))
-    return results
+    selling = False
+    await asyncio.gather(*viewers)
+    return results, loads
+
+
+def pg_ceiling() -> dict[str, float] | None:
+    """PostgreSQL alone on this machine, now: one hot row with its CHECK, 4 clients (the peers' script)."""
+    script = ROOT.parent / "shared" / "peers" / "pg_ceiling.sh"
+    if not script.exists():
+        return None
+    env = {**os.environ, "DURATION": "10", "CLIENTS": "4", "SCENARIOS": "hot_check", "FSYNC_TEST": "0"}
+    env["PGDIR"] = tempfile.mkdtemp(prefix="flash-ceiling-")
+    out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, check=False).stdout
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[:2] == ["hot_check", "4"]:
+            return {"tps": float(cells[2]), "p99_ms": float(cells[5]), "db_cpu_ms": float(cells[7]) / 1000}
+    return None
 
 
 def outbox_pending() -> int:
@@ -136,7 +197,11 @@ def main() -> None:
         "--threads", type=int, default=1, help="threads per gunicorn worker (gthread when > 1)"
     )
     parser.add_argument("--no-celery", action="store_true", help="do not run a Celery worker alongside")
+    parser.add_argument("--mixed", action="store_true", help="five page loads per booking attempt")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the PostgreSQL ceiling run")
     args = parser.parse_args()
+
+    ceiling = None if args.no_ceiling else pg_ceiling()  # first, alone on the machine
 
     redis_of_its_own(BENCH_REDIS_DB)
     env = setup_django(BENCH_DB)
@@ -179,7 +244,8 @@ def main() -> None:
                 time.sleep(0.1)
         app_before = [group_cpu_seconds(p.pid) for p in processes]
         busy_before, own_before = machine_busy_seconds(), time.process_time()
-        results = asyncio.run(load(port, path, args.clients, args.attempts))
+        page = f"/o/{offering.slug}/"
+        results, loads = asyncio.run(load(port, path, page, args.clients, args.attempts, args.mixed))
         sale_ended = time.perf_counter()
         backlog = outbox_pending()
         drained = None
@@ -203,14 +269,14 @@ def main() -> None:
 
     accepted = [r for r in results if r[2] == 303]
     refused = [r for r in results if r[2] == 409]
-    errors = [r for r in results if r[2] not in (303, 409)]
+    errors = [r for r in results if r[2] not in (303, 409)] + [r for r in loads if r[2] != 200]
     counter = CapacityCounter.objects.get(session=session, zone=None, ticket_type=None)
     confirmed = Booking.objects.filter(session=session, status=BookingStatus.CONFIRMED).count()
     sell_out = max(r[0] + r[1] for r in accepted) if accepted else float("nan")
     total = max(r[0] + r[1] for r in results)
     every = sorted(r[1] * 1000 for r in results)
     booked = sorted(r[1] * 1000 for r in accepted)
-    n = len(results)
+    n = len(results) + len(loads)
     web, celery, other = (
         app_cpu[0] / n * 1000,
         sum(app_cpu[1:]) / n * 1000,
@@ -220,11 +286,14 @@ def main() -> None:
     dead = OutboxMessage.objects.filter(status=OutboxMessage.Status.DEAD).count()
     oversell = max(0, counter.sold - counter.capacity) + max(0, confirmed - args.places)
     lines = [
-        f"# {args.clients} clients, {n} attempts, {args.places} places, gunicorn --workers {args.workers}"
+        f"# {args.clients} clients, {len(results)} attempts"
+        f"{f' and {len(loads)} page loads' if loads else ''}, "
+        f"{args.places} places, gunicorn --workers {args.workers}"
         f"{'' if args.no_celery else ' + celery worker'}, {os.cpu_count()} cores",
         f"accepted bookings        {len(accepted)} in {sell_out:.2f} s  ->  "
         f"{len(accepted) / sell_out:.0f} bookings/s",
-        f"all attempts             {n} in {total:.2f} s  ->  {n / total:.0f} requests/s",
+        f"all attempts             {len(results)} in {total:.2f} s  ->  "
+        f"{len(results) / total:.0f} attempts/s",
         f"latency accepted         p50 {percentile(booked, 0.5):.0f} ms   "
         f"p99 {percentile(booked, 0.99):.0f} ms",
         f"latency all              p50 {percentile(every, 0.5):.0f} ms   "
@@ -241,13 +310,32 @@ def main() -> None:
             else f"not drained in {DRAIN_TIMEOUT_S} s"
         )
         + f"; {dead} dead; {emails} emails in the mailbox",
-        f"cpu per attempt          web {web:.1f} ms, celery {celery:.1f} ms, load generator "
+        f"cpu per request          web {web:.1f} ms, celery {celery:.1f} ms, load generator "
         f"{own / n * 1000:.1f} ms, PostgreSQL and the rest {other:.1f} ms (until drained)",
         f"cpu per booking          web {app_cpu[0] / per_booking * 1000:.1f} ms, celery "
         f"{sum(app_cpu[1:]) / per_booking * 1000:.1f} ms, PostgreSQL and the rest "
         f"{(busy - sum(app_cpu) - own) / per_booking * 1000:.1f} ms (every attempt's, per confirmed booking)",
         f"oversell                 {oversell}",
     ]
+    for kind in ("page", "partial"):
+        times = sorted(r[1] * 1000 for r in loads if r[0] == kind)
+        if times:
+            lines.append(
+                f"{kind + ' loads':<25}{len(times)}: p50 {percentile(times, 0.5):.0f} ms   "
+                f"p95 {percentile(times, 0.95):.0f} ms   p99 {percentile(times, 0.99):.0f} ms"
+            )
+    lines.append(f"load average             {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if ceiling and accepted:
+        rate = len(accepted) / sell_out
+        ours = (busy - own) / per_booking * 1000
+        lines.append(
+            f"PostgreSQL ceiling       {ceiling['tps']:.0f} bookings/s (one hot row + CHECK, 4 clients, p99 "
+            f"{ceiling['p99_ms']:.1f} ms, {ceiling['db_cpu_ms']:.2f} ms of its CPU per booking)"
+        )
+        lines.append(
+            f"ours against it          {rate / ceiling['tps'] * 100:.1f} % of its rate; {ours:.1f} ms of "
+            f"machine CPU per booking = {ours / ceiling['db_cpu_ms']:.0f}x its CPU per booking"
+        )
     print("\n".join(lines))
 
 
