@@ -58,12 +58,10 @@ def offering_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     zone = zoneinfo.ZoneInfo(offering.location.time_zone)
     today = now.astimezone(zone).date()
     start_day = max(parse_date(request.GET.get("from", "")) or today, today)
-    context = {
-        "offering": offering,
-        "zone": offering.location.time_zone,
-        "start_day": start_day,
-        "notes": [line for lines in hook_results("offering_terms", offering=offering) for line in lines],
-    }
+    context = {"offering": offering, "zone": offering.location.time_zone, "start_day": start_day}
+    if not request.htmx:  # the terms are on the page around the availability, not in its refresh
+        terms = hook_results("offering_terms", offering=offering)
+        context["notes"] = [line for lines in terms for line in lines]
     if offering.kind == Offering.Kind.APPOINTMENT:
         days = 7
         provider = _provider(request, offering)
