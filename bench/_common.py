@@ -222,3 +222,48 @@ def gunicorn_start(
         env=env,
         start_new_session=True,
     )
+
+
+def pgbouncer_start(database_url: str, *, pool_size: int) -> tuple[subprocess.Popen, str]:
+    """PgBouncer in transaction pooling mode in front of *database_url*'s server, on a free port.
+
+    Returns the process (in a group of its own) and the DATABASE_URL to give the app processes. The
+    app must then run with DATABASE_BEHIND_PGBOUNCER=1 (no prepared statements, no server-side
+    cursors). Needs the `pgbouncer` binary (Debian: `apt install pgbouncer`).
+    """
+    import shutil
+    import tempfile
+    import time
+    from urllib.parse import unquote
+
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not os.path.exists(binary):
+        raise SystemExit("--pgbouncer needs the pgbouncer binary (Debian: apt install pgbouncer)")
+    parts = urlsplit(database_url)
+    location = parts.netloc.rsplit("@", 1)[-1]  # not .hostname: it lowercases a socket directory
+    host = unquote(location) if location.startswith("%2F") else (parts.hostname or "127.0.0.1")
+    user = parts.username or "postgres"
+    dbname = parts.path.lstrip("/")
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="bench-pgbouncer-"))
+    folder.chmod(0o777)
+    (folder / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"{dbname} = host={host} port={parts.port or 5432} dbname={dbname} user={user}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        "auth_type = any\npool_mode = transaction\n"
+        f"default_pool_size = {pool_size}\nmax_client_conn = 1000\n"
+        f"logfile = {folder}/pgbouncer.log\npidfile = {folder}/pgbouncer.pid\n"
+    )
+    command = [binary, "-q", str(folder / "pgbouncer.ini")]
+    if os.geteuid() == 0:  # PgBouncer refuses to run as root
+        command[1:1] = ["-u", "postgres"]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL)
+    for _ in range(50):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return process, f"postgresql://{user}@127.0.0.1:{port}/{dbname}"

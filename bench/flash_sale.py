@@ -45,6 +45,7 @@ from _common import (
     gunicorn_start,
     machine_busy_seconds,
     percentile,
+    pgbouncer_start,
     redis_of_its_own,
     server_environment,
     setup_django,
@@ -116,7 +117,7 @@ PARTIAL = ("HX-Request: true", "HX-Target: availability")  # what htmx sends whe
 
 
 async def load(
-    port: int, path: str, page: str, clients: int, attempts: int, mixed: bool
+    ports: list[int], path: str, page: str, clients: int, attempts: int, mixed: bool
 ) -> tuple[list[tuple[float, float, int]], list[tuple[str, float, int]]]:
     """Run the sale; returns (start offset, latency, status) for every attempt and, with *mixed*,
     (kind, latency, status) for every page load."""
@@ -128,7 +129,7 @@ async def load(
     started = time.perf_counter()
 
     async def customer(n: int) -> None:
-        client = Client("127.0.0.1", port)
+        client = Client("127.0.0.1", ports[n % len(ports)])  # round-robin, as a load balancer would
         _, _, form = await client.request("GET", path)
         token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1).decode()
         for attempt in counter:
@@ -144,7 +145,7 @@ async def load(
             results.append((sent - started, time.perf_counter() - sent, status))
 
     async def viewer(n: int) -> None:
-        client = Client("127.0.0.1", port)
+        client = Client("127.0.0.1", ports[n % len(ports)])
         while selling or not credit.locked():
             try:
                 await asyncio.wait_for(credit.acquire(), timeout=0.5)
@@ -199,6 +200,19 @@ def main() -> None:
     parser.add_argument("--no-celery", action="store_true", help="do not run a Celery worker alongside")
     parser.add_argument("--mixed", action="store_true", help="five page loads per booking attempt")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the PostgreSQL ceiling run")
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="app servers (gunicorn masters on their own ports, round-robin)",
+    )
+    parser.add_argument(
+        "--pgbouncer",
+        type=int,
+        default=0,
+        metavar="POOL",
+        help="through PgBouncer (transaction mode), POOL server connections",
+    )
     args = parser.parse_args()
 
     ceiling = None if args.no_ceiling else pg_ceiling()  # first, alone on the machine
@@ -206,13 +220,21 @@ def main() -> None:
     redis_of_its_own(BENCH_REDIS_DB)
     env = setup_django(BENCH_DB)
     offering, session = prepare(args.places)
-    port = free_port()
+    ports = [free_port() for _ in range(args.servers)]
     from standins.mailbox import Mailbox
 
     mailbox = Mailbox.start(Path(tempfile.mkdtemp(prefix="flash-mailbox-")))
     server_env = {**server_environment(env), "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(mailbox.port)}
     collect_static(server_env)
-    processes = [gunicorn_start(port=port, workers=args.workers, threads=args.threads, env=server_env)]
+    bouncer = []
+    if args.pgbouncer:
+        process, url = pgbouncer_start(env["DATABASE_URL"], pool_size=args.pgbouncer)
+        bouncer.append(process)
+        server_env.update({"DATABASE_URL": url, "DATABASE_BEHIND_PGBOUNCER": "1"})
+    processes = [
+        gunicorn_start(port=port, workers=args.workers, threads=args.threads, env=server_env)
+        for port in ports
+    ]
     if not args.no_celery:
         processes.append(
             subprocess.Popen(
@@ -235,17 +257,19 @@ def main() -> None:
             )
         )
     path = f"/o/{offering.slug}/book/?session={session.pk}"
+    processes += bouncer  # last: its CPU is counted apart
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        for port in ports:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
         app_before = [group_cpu_seconds(p.pid) for p in processes]
         busy_before, own_before = machine_busy_seconds(), time.process_time()
         page = f"/o/{offering.slug}/"
-        results, loads = asyncio.run(load(port, path, page, args.clients, args.attempts, args.mixed))
+        results, loads = asyncio.run(load(ports, path, page, args.clients, args.attempts, args.mixed))
         sale_ended = time.perf_counter()
         backlog = outbox_pending()
         drained = None
@@ -277,18 +301,19 @@ def main() -> None:
     every = sorted(r[1] * 1000 for r in results)
     booked = sorted(r[1] * 1000 for r in accepted)
     n = len(results) + len(loads)
-    web, celery, other = (
-        app_cpu[0] / n * 1000,
-        sum(app_cpu[1:]) / n * 1000,
-        (busy - sum(app_cpu) - own) / n * 1000,
-    )
+    web_cpu = sum(app_cpu[: args.servers])
+    bouncer_cpu = sum(app_cpu[len(app_cpu) - len(bouncer) :])
+    celery_cpu = sum(app_cpu) - web_cpu - bouncer_cpu
+    rest_cpu = busy - sum(app_cpu) - own  # PostgreSQL, Redis, the mailbox
+    web, celery, other = web_cpu / n * 1000, celery_cpu / n * 1000, rest_cpu / n * 1000
     per_booking = max(1, len(accepted))
     dead = OutboxMessage.objects.filter(status=OutboxMessage.Status.DEAD).count()
     oversell = max(0, counter.sold - counter.capacity) + max(0, confirmed - args.places)
     lines = [
         f"# {args.clients} clients, {len(results)} attempts"
         f"{f' and {len(loads)} page loads' if loads else ''}, "
-        f"{args.places} places, gunicorn --workers {args.workers}"
+        f"{args.places} places, {args.servers} x gunicorn --workers {args.workers}"
+        f"{f', PgBouncer pool {args.pgbouncer}' if bouncer else ''}"
         f"{'' if args.no_celery else ' + celery worker'}, {os.cpu_count()} cores",
         f"accepted bookings        {len(accepted)} in {sell_out:.2f} s  ->  "
         f"{len(accepted) / sell_out:.0f} bookings/s",
@@ -310,11 +335,12 @@ def main() -> None:
             else f"not drained in {DRAIN_TIMEOUT_S} s"
         )
         + f"; {dead} dead; {emails} emails in the mailbox",
-        f"cpu per request          web {web:.1f} ms, celery {celery:.1f} ms, load generator "
+        f"cpu per request          web {web:.1f} ms, celery {celery:.1f} ms, "
+        f"{f'pgbouncer {bouncer_cpu / n * 1000:.1f} ms, ' if bouncer else ''}load generator "
         f"{own / n * 1000:.1f} ms, PostgreSQL and the rest {other:.1f} ms (until drained)",
-        f"cpu per booking          web {app_cpu[0] / per_booking * 1000:.1f} ms, celery "
-        f"{sum(app_cpu[1:]) / per_booking * 1000:.1f} ms, PostgreSQL and the rest "
-        f"{(busy - sum(app_cpu) - own) / per_booking * 1000:.1f} ms (every attempt's, per confirmed booking)",
+        f"cpu per booking          web {web_cpu / per_booking * 1000:.1f} ms, celery "
+        f"{celery_cpu / per_booking * 1000:.1f} ms, PostgreSQL and the rest "
+        f"{(rest_cpu + bouncer_cpu) / per_booking * 1000:.1f} ms (every request's, per confirmed booking)",
         f"oversell                 {oversell}",
     ]
     for kind in ("page", "partial"):

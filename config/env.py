@@ -92,8 +92,11 @@ DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 0)  # 0: no pool, persistent co
 # A "SELECT 1" before each request's first query catches a connection the server dropped; off by
 # default because a dropped connection already fails one request and is replaced for the next.
 DATABASE_HEALTH_CHECKS = env_bool("DATABASE_HEALTH_CHECKS", False)
+# Behind PgBouncer in transaction pooling mode each transaction may run on another server
+# connection: nothing may outlive a transaction there (no server-side cursors, no prepared statements).
+DATABASE_BEHIND_PGBOUNCER = env_bool("DATABASE_BEHIND_PGBOUNCER", False)
 # Server-side parameters let PostgreSQL prepare the statements a process runs again and again.
-DATABASE_SERVER_SIDE_BINDING = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
+DATABASE_SERVER_SIDE_BINDING = env_bool("DATABASE_SERVER_SIDE_BINDING", not DATABASE_BEHIND_PGBOUNCER)
 REDIS_URL = env_str("REDIS_URL")
 
 # HTTPS hardening. Cookies are Secure unless DEBUG (browsers drop Secure cookies on plain http);

@@ -133,3 +133,13 @@ def test_the_deployment_checklist_passes_with_production_settings():
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_behind_pgbouncer_nothing_outlives_a_transaction():
+    """Transaction pooling lends a server connection per transaction: no prepared statement or
+    server-side cursor may be left on one for the next transaction to miss."""
+    env = {"SECRET_KEY": "x" * 50}
+    direct = settings_with(env, "DATABASES")["DATABASES"]["default"]
+    pooled = settings_with({**env, "DATABASE_BEHIND_PGBOUNCER": "1"}, "DATABASES")["DATABASES"]["default"]
+    assert direct["OPTIONS"]["server_side_binding"] is True and not direct["DISABLE_SERVER_SIDE_CURSORS"]
+    assert pooled["OPTIONS"]["server_side_binding"] is False and pooled["DISABLE_SERVER_SIDE_CURSORS"]

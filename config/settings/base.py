@@ -102,6 +102,10 @@ if env.DATABASE_POOL_MAX:
 # restarts, no request is given one of the dead connections still sitting in the pool.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.DATABASE_HEALTH_CHECKS or bool(env.DATABASE_POOL_MAX)
 DATABASES["default"]["OPTIONS"]["server_side_binding"] = env.DATABASE_SERVER_SIDE_BINDING
+# A server-side cursor (QuerySet.iterator()) lives across statements on one server connection.
+# Locks are row locks and `lock_timeout` is set per transaction (inventory/locks.py), and PgBouncer
+# carries the session's TimeZone itself, so nothing else needs a session of its own.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.DATABASE_BEHIND_PGBOUNCER
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if not env.REDIS_URL:
