@@ -1,7 +1,7 @@
 """Door check-in: phones scanning at once, and a phone syncing its offline queue, over HTTP.
 
     .venv/bin/python bench/checkin.py [--scanners 20] [--scans 3000] [--interval 0.5] [--burst 600]
-                                      [--sync 2000] [--workers N] [--threads 1]
+                                      [--sync 2000] [--workers N] [--threads 4]
 
 Serves the app with gunicorn on 127.0.0.1 against a scratch database `booking_checkin`: a free event
 starting in an hour (so its doors are open), confirmed bookings with exactly the signed tickets the
@@ -461,7 +461,10 @@ def main() -> None:
     parser.add_argument("--sync", type=int, default=2000, help="offline scans uploaded in one sync")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gunicorn worker processes")
     parser.add_argument(
-        "--threads", type=int, default=1, help="threads per gunicorn worker (gthread when > 1)"
+        "--threads",
+        type=int,
+        default=4,
+        help="threads per gunicorn worker (gthread when > 1; 4 as config/gunicorn.py runs production)",
     )
     parser.add_argument(
         "--no-analyze",
