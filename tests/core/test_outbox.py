@@ -283,6 +283,55 @@ def test_a_keyed_message_is_written_once_however_often_it_is_enqueued(now):
     assert OutboxMessage.objects.filter(payload__run=run).count() == 1
 
 
+def enqueue_twice_at_once(key: str, run: str, now) -> list[list]:
+    """Two transactions enqueue the same key; the second writes while the first is still open."""
+    first_wrote, results = threading.Event(), [None, None]
+
+    def first():
+        with transaction.atomic():
+            results[0] = outbox_enqueue(topic="test.recorded", payload={"run": run}, now=now, key=key)
+            first_wrote.set()
+            time.sleep(0.3)  # the second is now waiting on the unique index, or has written its own
+
+    def second():
+        first_wrote.wait(5)
+        with transaction.atomic():
+            results[1] = outbox_enqueue(topic="test.recorded", payload={"run": run}, now=now, key=key)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_transactions_enqueueing_one_key_at_once_write_it_once_and_neither_fails(now):
+    run = uuid.uuid4().hex
+    first, second = enqueue_twice_at_once(f"confirmed:{run}", run, now)
+    assert len(first) == 1 and second == []  # the second waited for the first to commit, then let it be
+    assert OutboxMessage.objects.filter(payload__run=run).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_negative_control_without_the_unique_index_a_keyed_message_cannot_be_written(now):
+    """The index is the whole guard: without it the insert names a conflict target that is gone, so
+    enqueueing fails loudly instead of silently writing the same email twice."""
+    from django.db import connection
+
+    constraint = next(c for c in OutboxMessage._meta.constraints if c.name == "outbox_one_message_per_key")
+    with connection.schema_editor() as editor:
+        editor.remove_constraint(OutboxMessage, constraint)
+    try:
+        with pytest.raises(Exception, match="no unique or exclusion constraint"), transaction.atomic():
+            outbox_enqueue(topic="test.recorded", payload={"run": "x"}, now=now, key="confirmed:x")
+        assert not OutboxMessage.objects.exists()
+    finally:
+        with connection.schema_editor() as editor:
+            editor.add_constraint(OutboxMessage, constraint)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_topic_nobody_listens_to_writes_nothing(now):
     with transaction.atomic():
