@@ -26,8 +26,13 @@ def _dispatch(message, *, now) -> None:
     notifications_dispatch(topic=message.topic, payload=message.payload, now=now)
 
 
+def _confirmation_told_here(payload: dict) -> bool:
+    return not payload.get("confirmation_carried")  # else a higher app sends it (`confirmation_carried`)
+
+
 for _topic in NOTIFYING_TOPICS:
-    outbox_handler(_topic, name=f"booking.notify.{_topic}")(_dispatch)
+    wanted = _confirmation_told_here if _topic == "booking.confirmed" else None
+    outbox_handler(_topic, name=f"booking.notify.{_topic}", wanted=wanted)(_dispatch)
 
 
 @outbox_handler("email.send", name="booking.send_email")

@@ -119,6 +119,12 @@ def _places_of(booking: Booking) -> tuple[list[Place], list[str]]:
 
 
 def _announce(topic: str, booking: Booking, now: datetime, **extra) -> None:
+    if topic == "booking.confirmed":
+        from booking.notifications import confirmation_carried
+
+        # ticketing sends a ticketed booking's confirmation itself, and there is no staff email to
+        # send: booking's notifications then have nothing to do with this event
+        extra["confirmation_carried"] = confirmation_carried(booking)
     outbox_enqueue(
         topic=topic,
         payload={

@@ -27,6 +27,7 @@ class Handler:
     topic: str
     func: HandlerFunc
     max_attempts: int
+    wanted: Callable[[dict], bool] | None = None  # no message is written for a payload it says no to
 
     def __call__(self, message: "OutboxMessage", *, now: datetime) -> None:
         self.func(message, now=now)
@@ -37,12 +38,17 @@ _by_name: dict[str, Handler] = {}
 
 
 def outbox_handler(
-    topic: str, *, name: str | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    topic: str,
+    *,
+    name: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    wanted: Callable[[dict], bool] | None = None,
 ) -> Callable[[HandlerFunc], HandlerFunc]:
     """Subscribe the decorated function to *topic*.
 
     *name* is stored on every message row and must stay stable across deploys; it defaults to the
-    function's dotted path.
+    function's dotted path. *wanted*, given the payload, says whether the handler has anything to do
+    with it: a message it would take, lock, run for nothing and mark delivered is not written at all.
     """
 
     def register(func: HandlerFunc) -> HandlerFunc:
@@ -51,6 +57,7 @@ def outbox_handler(
             topic=topic,
             func=func,
             max_attempts=max_attempts,
+            wanted=wanted,
         )
         existing = _by_name.get(handler.name)
         if existing is not None and existing.func is not func:

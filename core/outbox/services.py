@@ -41,7 +41,7 @@ def outbox_enqueue(
     :raises TransactionRequired: outside `transaction.atomic()`.
     """
     require_atomic("outbox_enqueue")
-    handlers = handlers_for_topic(topic)
+    handlers = [h for h in handlers_for_topic(topic) if h.wanted is None or h.wanted(payload)]
     if not handlers:
         return []
     if key is None:

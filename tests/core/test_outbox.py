@@ -46,6 +46,11 @@ def record(message, *, now):
     _record_run(message)
 
 
+@outbox_handler("test.only_for_vips", wanted=lambda payload: payload.get("vip", False))
+def record_for_vips(message, *, now):
+    _record_run(message)
+
+
 @outbox_handler("test.recorded_slowly")
 def record_slowly(message, *, now):
     _record_run(message)
@@ -330,6 +335,16 @@ def test_negative_control_without_the_unique_index_a_keyed_message_cannot_be_wri
     finally:
         with connection.schema_editor() as editor:
             editor.add_constraint(OutboxMessage, constraint)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_handler_with_nothing_to_do_for_a_payload_gets_no_message(now):
+    with transaction.atomic():
+        assert outbox_enqueue(topic="test.only_for_vips", payload={"run": "a", "vip": False}, now=now) == []
+        [message] = outbox_enqueue(topic="test.only_for_vips", payload={"run": "b", "vip": True}, now=now)
+    assert list(OutboxMessage.objects.values_list("payload__run", flat=True)) == ["b"]
+    outbox_message_deliver(message_id=message.pk, now=now)
+    assert runs_of("b") == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -93,6 +93,16 @@ def test_a_confirmed_booking_gets_one_ticket_per_attendee_by_email_with_readable
     assert CheckInList.objects.filter(session=concert["session"]).exists()
 
 
+def test_a_ticketed_confirmation_queues_no_work_for_booking_notifications(yoga):
+    from core.models import OutboxMessage
+
+    booking = booking_confirm(booking=hold_places(yoga["offering"], yoga["session"]), now=NOW)
+    confirmed = OutboxMessage.objects.filter(topic="booking.confirmed", payload__booking_id=booking.pk)
+    handlers = set(confirmed.values_list("handler", flat=True))
+    assert "ticketing.sync.booking.confirmed" in handlers  # sends the confirmation, with the tickets
+    assert "booking.notify.booking.confirmed" not in handlers  # would have nothing left to send
+
+
 def test_tickets_synced_twice_for_one_confirmation_send_one_confirmation(concert, inbox):
     booking, tickets = paid_tickets(concert["offering"], concert["session"], tickets=adults(concert, 2))
     tickets_sync(booking_id=booking.pk, now=NOW, reason="confirmed")
