@@ -171,6 +171,18 @@ def group_cpu_seconds(pgid: int) -> float:
     return total
 
 
+def port_wait(port: int, *, tries: int = 100) -> None:
+    """Wait (up to tries x 0.1 s) until something listens on 127.0.0.1:*port*."""
+    import time
+
+    for _ in range(tries):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -233,7 +245,6 @@ def pgbouncer_start(database_url: str, *, pool_size: int) -> tuple[subprocess.Po
     """
     import shutil
     import tempfile
-    import time
     from urllib.parse import unquote
 
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
@@ -260,10 +271,5 @@ def pgbouncer_start(database_url: str, *, pool_size: int) -> tuple[subprocess.Po
     if os.geteuid() == 0:  # PgBouncer refuses to run as root
         command[1:1] = ["-u", "postgres"]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL)
-    for _ in range(50):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    port_wait(port, tries=50)
     return process, f"postgresql://{user}@127.0.0.1:{port}/{dbname}"

@@ -29,7 +29,6 @@ import json
 import os
 import random
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -45,6 +44,7 @@ from _common import (
     gunicorn_start,
     machine_busy_seconds,
     percentile,
+    port_wait,
     redis_of_its_own,
     server_environment,
     setup_django,
@@ -517,12 +517,7 @@ def main() -> None:
     cpu = CpuMeter(server.pid)
     sync_path = "/door/api/sync"
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        port_wait(port)
         warm = asyncio.run(scan_online(port, tokens, clist.pk, warmup, 0.0))
 
         cpu.start()

@@ -27,7 +27,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from _common import (
     machine_busy_seconds,
     percentile,
     pgbouncer_start,
+    port_wait,
     redis_of_its_own,
     server_environment,
     setup_django,
@@ -260,12 +260,7 @@ def main() -> None:
     processes += bouncer  # last: its CPU is counted apart
     try:
         for port in ports:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            port_wait(port)
         app_before = [group_cpu_seconds(p.pid) for p in processes]
         busy_before, own_before = machine_busy_seconds(), time.process_time()
         page = f"/o/{offering.slug}/"

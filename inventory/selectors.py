@@ -240,7 +240,8 @@ def session_inputs(*, sessions: QuerySet[Session] | list[Session], now: datetime
     if not sessions:
         return []
     session_ids = [s.pk for s in sessions]
-    # only events have zones and ticket types: a class's availability is its counters alone
+    # only events have zones and ticket types: a class's availability is its counters alone (an
+    # empty `__in` sends no query)
     offering_ids = {s.offering_id for s in sessions if s.offering.kind == Offering.Kind.EVENT}
     counters: dict[int, list[CounterState]] = defaultdict(list)
     for row in CapacityCounter.objects.filter(session_id__in=session_ids).values_list(
@@ -252,18 +253,12 @@ def session_inputs(*, sessions: QuerySet[Session] | list[Session], now: datetime
         Zone.objects.filter(offering_id__in=offering_ids)
         .order_by("sort_order", "name")
         .values_list("offering_id", "id", "name", "is_seated")
-        if offering_ids
-        else ()
     ):
         zones[offering_id].append(ZoneInfoRow(zone_id, name, seated))
-    type_rows = (
-        list(
-            TicketType.objects.filter(offering_id__in=offering_ids)
-            .order_by("sort_order", "name")
-            .values_list("id", "offering_id", "name", "price")
-        )
-        if offering_ids
-        else []
+    type_rows = list(
+        TicketType.objects.filter(offering_id__in=offering_ids)
+        .order_by("sort_order", "name")
+        .values_list("id", "offering_id", "name", "price")
     )
     type_zones: dict[int, list[int]] = defaultdict(list)
     for tt_id, zone_id in TicketType.zones.through.objects.filter(

@@ -233,9 +233,8 @@ def _hold_session_in_transaction(
     except SoldOut:  # short of room: holds that ran out may be counted still, give them back first
         counters = _release_expired_on_session(session, counters, now)
     if to_seat:
-        _assign_seats(session, to_seat, chosen={i.seat_id for i in items if i.seat_id})
-    places = [(Place(i.zone_id, i.ticket_type_id, i.seat_id), i.holder) for i in items]
-    session_places_take(session=session, counters=counters, places=places, sold=free, now=now)
+        _assign_seats(session, items, to_seat)
+    session_places_take(session=session, counters=counters, places=_item_places(items), sold=free, now=now)
     if to_seat:
         opened()
     return booking
@@ -285,13 +284,18 @@ def _seat_where_needed(session: Session, items: list[BookingItem]) -> list[tuple
     """Every item's place, after giving "best available" seats to those in seated zones without one."""
     unseated = _unseated(session.offering, items)
     if unseated:
-        _assign_seats(session, unseated, chosen={i.seat_id for i in items if i.seat_id})
+        _assign_seats(session, items, unseated)
+    return _item_places(items)
+
+
+def _item_places(items: list[BookingItem]) -> list[tuple[Place, str]]:
     return [(Place(i.zone_id, i.ticket_type_id, i.seat_id), i.holder) for i in items]
 
 
-def _assign_seats(session: Session, unseated: list[BookingItem], *, chosen: set[int]) -> None:
-    """Give "best available" seats to the places in seated zones that came without one (not *chosen*
-    ones: those the booking picked itself)."""
+def _assign_seats(session: Session, items: list[BookingItem], unseated: list[BookingItem]) -> None:
+    """Give "best available" seats to the *unseated* of a booking's *items* (never a seat another of
+    its items picked itself)."""
+    chosen = {i.seat_id for i in items if i.seat_id}
     missing: dict[int, list[BookingItem]] = {}
     for item in unseated:
         missing.setdefault(item.zone_id, []).append(item)
