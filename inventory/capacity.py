@@ -49,6 +49,11 @@ def _demand(places: Iterable[Place], counters: Sequence[CapacityCounter]) -> Cou
     return demand
 
 
+def session_places_demand(*, counters: Sequence[CapacityCounter], places: Iterable[Place]) -> dict[int, int]:
+    """How many places the booking takes from each counter (by its key): the total, zones, ticket types."""
+    return dict(_demand(places, counters))
+
+
 def _describe(counter: CapacityCounter, remaining: int, wanted: int) -> str:
     if counter.zone_id:
         scope = f"in {counter.zone.name}"

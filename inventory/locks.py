@@ -9,9 +9,9 @@ queue in the same order and can never deadlock each other; the timeout turns a p
 Across tables the order is: booking rows first (booking.locks), then these capacity rows.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from psycopg import errors as pg_errors
 
 from core.errors import ApplicationError
@@ -78,6 +78,58 @@ def lock_session_counters(*, session_ids: Iterable[int]) -> dict[int, list[Capac
     for row in rows:
         by_session.setdefault(row.session_id, []).append(row)
     return by_session
+
+
+# A session with one counter (a class, an event without zone or ticket-type limits): take the places
+# in the UPDATE that locks the row, guarded by the room left. After waiting for another booking, PostgreSQL
+# re-checks the guard on the row as that booking left it. Not for several counters: one UPDATE
+# would lock them in no fixed order and could take from some and not others, and a locking CTE
+# followed by an UPDATE of the same rows writes from the version before the wait (seen on
+# PostgreSQL 15: another booking's places were lost and the CHECK refused the row).
+_TAKE_SQL = """
+UPDATE inventory_capacitycounter SET {field} = {field} + %(n)s
+ WHERE id = %(id)s AND session_id = %(session)s AND capacity - held - sold >= %(n)s
+   AND set_config('lock_timeout', %(timeout)s, true) IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM inventory_capacitycounter other
+                    WHERE other.session_id = %(session)s AND other.id <> %(id)s)
+RETURNING id
+"""
+
+
+def session_counters_take(
+    *, session_id: int, known: Sequence[CapacityCounter], demand: Mapping[int, int], sold: bool
+) -> list[CapacityCounter] | None:
+    """Take places in one guarded statement when the session has one counter; None when taken.
+
+    For places without seats, where nothing has to be chosen under the lock: the caller writes
+    everything else first, so this is its last statement before COMMIT and every other booking of
+    the session waits for one statement and a commit. *demand* is places per counter, worked out
+    from *known* (the session's counters read without a lock); nothing is taken unless the session
+    still has only that counter and it has room.
+
+    Otherwise (several counters, short of room, or the counters changed) it locks all of the
+    session's counters in key order and returns them freshly read, for the caller to release holds
+    that ran out and decide "sold out" or take the places after all.
+
+    :raises CapacityBusy: when the counters stay locked by others longer than the lock timeout.
+    """
+    if len(known) == 1 and set(demand) == {known[0].pk}:
+        counter_id, n = known[0].pk, demand[known[0].pk]
+        params = {"n": n, "id": counter_id, "session": session_id, "timeout": str(LOCK_TIMEOUT_MS)}
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(_TAKE_SQL.format(field="sold" if sold else "held"), params)
+                taken = cursor.fetchone()
+        except OperationalError as error:
+            if isinstance(error.__cause__, pg_errors.LockNotAvailable):
+                raise CapacityBusy() from error
+            raise
+        if taken:
+            _once_per_transaction("session_counters_take")
+            return None
+    # a guard that failed after waiting leaves the row locked: it is the session's only one, so
+    # locking them all now keeps key order
+    return lock_session_counters(session_ids=[session_id]).get(session_id, [])
 
 
 def lock_resource_units(*, resource_ids: Iterable[int]) -> list[ResourceUnit]:

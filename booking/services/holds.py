@@ -35,10 +35,11 @@ from inventory.capacity import (
     appointment_time_take,
     seats_best_available,
     session_places_check,
+    session_places_demand,
     session_places_take,
 )
 from inventory.errors import SoldOut
-from inventory.locks import lock_resource_units, lock_session_counters
+from inventory.locks import lock_resource_units, lock_session_counters, session_counters_take
 from inventory.models import CapacityCounter, Offering, Seat, Session, TicketType
 from inventory.selectors import price_in_force
 
@@ -140,11 +141,9 @@ def booking_hold_session(
     _require_key(idempotency_key)
     # A read without locks turns most "sold out" answers away before any work (flash sales), unless
     # holds that ran out are still counted: those are released under the lock below.
+    known = list(CapacityCounter.objects.filter(session=session))
     try:
-        session_places_check(
-            counters=list(CapacityCounter.objects.filter(session=session)),
-            places=[line.place for line in lines],
-        )
+        session_places_check(counters=known, places=[line.place for line in lines])
     except SoldOut:
         existing = _existing_for_key(idempotency_key, customer, offering)
         if existing is not None:
@@ -166,6 +165,7 @@ def booking_hold_session(
             notes=notes,
             acting_user=acting_user,
             actor=actor,
+            known=known,
         )
 
     return _in_one_transaction(idempotency_key, customer, offering, work)
@@ -184,7 +184,11 @@ def _hold_session_in_transaction(
     actor="customer",
     hold_until: datetime | None = None,
     counters: list[CapacityCounter] | None = None,
+    known: list[CapacityCounter] | None = None,
 ) -> Booking:
+    """Write the booking and take its places. *counters*: the session's, locked by the caller already;
+    *known*: the session's, read without a lock, which lets places without seats be taken in one
+    statement."""
     require_atomic("_hold_session_in_transaction")
     total = sum((line.price for line in lines), Decimal("0"))
     free = total == 0 and hold_until is None
@@ -221,12 +225,20 @@ def _hold_session_in_transaction(
         summary = {"session_id": session.pk, "places": len(items), "seats": seats}
         _booking_opened(booking, free=free, now=now, acting_user=acting_user, actor=actor, **summary)
 
-    # The timeline entry and the outbox rows are written before the counters are locked, so the lock
-    # is held only for the check and the update: every booking of the session queues on it. A
-    # "best available" seat is chosen under the lock, and only then can the entry name it.
+    # Everything else is written before the counters are locked, so the lock is held only for the
+    # check and the update: every booking of the session queues on it. Places without seats are
+    # taken in one guarded statement, the last before COMMIT. A "best available" seat is chosen under
+    # the lock, and only then can the timeline entry name it.
     if not to_seat:
         opened()
-    if counters is None:
+    if counters is None and known is not None and not any(item.seat_id for item in items) and not to_seat:
+        places = [line.place for line in lines]
+        demand = session_places_demand(counters=known, places=places)
+        counters = session_counters_take(session_id=session.pk, known=known, demand=demand, sold=free)
+        if counters is None:
+            return booking
+        # not taken: short of room, or the counters changed; decided below on the locked rows
+    elif counters is None:
         counters = lock_session_counters(session_ids=[session.pk]).get(session.pk, [])
     try:
         session_places_check(counters=counters, places=[line.place for line in lines])

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, connections
+from django.db.models import F
 
 from booking import services
 from booking.models import Booking, BookingStatus
@@ -24,6 +25,7 @@ from inventory import capacity
 from inventory.locks import CapacityBusy
 from inventory.models import Allocation, CapacityCounter
 from tests.booking.helpers import NOW, at, hold_places, hold_slot, total_counter
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -152,6 +154,56 @@ def test_a_room_shared_by_two_offerings_is_never_double_booked(salon, slow_check
 # --- changes racing each other ------------------------------------------------------------------
 
 
+def test_a_booking_that_waited_for_the_places_counts_what_the_one_before_it_changed(yoga):
+    """A booking taken in one guarded statement that had to wait for the counter lock checks and adds
+    to the row as the other transaction left it (PostgreSQL re-reads it after the wait), never to the
+    row as it was when the statement began: a lost update here is an oversell later."""
+    from django.db import transaction
+
+    from inventory import locks
+
+    session = yoga["session"]
+    hold_places(yoga["offering"], session, 4)
+    hold_places(yoga["offering"], session, 2)
+    holding, release = threading.Event(), threading.Event()
+
+    def another_transaction_giving_four_back():
+        try:
+            with transaction.atomic():
+                locks.lock_session_counters(session_ids=[session.pk])
+                holding.set()
+                release.wait(10)  # until my booking waits for the lock, with its view of the row
+                CapacityCounter.objects.filter(session=session).update(held=F("held") - 4)
+        finally:
+            connections.close_all()
+
+    other = threading.Thread(target=another_transaction_giving_four_back)
+    other.start()
+    try:
+        assert holding.wait(10)
+        mine = []
+        waiting = threading.Thread(
+            target=lambda: (mine.append(hold_places(yoga["offering"], session, 3)), connections.close_all())
+        )
+        waiting.start()
+
+        def lock_waits():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                return cursor.fetchone()[0]
+
+        assert wait_until(lock_waits)  # my booking is queued behind the other transaction
+    finally:
+        release.set()
+        other.join()
+    waiting.join(30)
+    assert isinstance(mine[0], Booking)
+    assert total_counter(session).held == 2 + 3
+
+
+# --- changes racing each other ------------------------------------------------------------------
+
+
 def test_a_reschedule_racing_a_new_booking_for_the_last_place(yoga, slow_checks):
     mine = booking_confirm(booking=hold_places(yoga["offering"], yoga["session"], 1), now=NOW)
     for _ in range(3):
@@ -217,9 +269,22 @@ def no_locks(monkeypatch):
             by_session.setdefault(row.session_id, []).append(row)
         return by_session
 
+    def take_unguarded(*, session_id, known, demand, sold):
+        """The one-statement take as separate read, check and write, with nobody waiting."""
+        counters = read_counters(session_ids=[session_id])[session_id]
+        if any(demand.get(c.pk, 0) > c.capacity - c.held - c.sold for c in counters):
+            return counters
+        time.sleep(WINDOW)
+        field = "sold" if sold else "held"
+        for pk, n in demand.items():
+            CapacityCounter.objects.filter(pk=pk).update(**{field: F(field) + n})
+        return None
+
     for module in SERVICE_MODULES:  # everywhere the booking services lock capacity
         if hasattr(module, "lock_session_counters"):
             monkeypatch.setattr(module, "lock_session_counters", read_counters)
+        if hasattr(module, "session_counters_take"):
+            monkeypatch.setattr(module, "session_counters_take", take_unguarded)
         if hasattr(module, "lock_resource_units"):
             monkeypatch.setattr(module, "lock_resource_units", lambda *, resource_ids: [])
 

@@ -83,6 +83,12 @@ def test_a_retried_request_returns_the_first_booking_never_a_second_hold(yoga):
         hold_places(yoga["offering"], yoga["session"], 1, who=someone(), idempotency_key=same_key)
 
 
+def counters_of(session):
+    """Places held per counter: the total (None) and each zone."""
+    counters = CapacityCounter.objects.filter(session=session)
+    return {(c.zone.name if c.zone else None): c.held for c in counters}
+
+
 def test_an_event_ticket_gets_a_seat_in_its_zone_and_best_available_when_none_is_chosen(concert):
     booking = hold_places(
         concert["offering"],
@@ -97,11 +103,22 @@ def test_an_event_ticket_gets_a_seat_in_its_zone_and_best_available_when_none_is
     assert [i.seat.label if i.seat else None for i in items] == ["B3", "A1", None]
     assert [i.zone.name for i in items] == ["Stalls", "Stalls", "Standing"]
     assert booking.total_amount == 80
-    counters = {
-        (c.zone.name if c.zone else None): c.held
-        for c in CapacityCounter.objects.filter(session=concert["session"])
-    }
-    assert counters == {None: 3, "Stalls": 2, "Standing": 1}
+    assert counters_of(concert["session"]) == {None: 3, "Stalls": 2, "Standing": 1}
+
+
+def test_standing_places_come_from_the_zone_and_the_total_together_or_not_at_all(concert):
+    standing = [TicketRequest(ticket_type_id=concert["stand"].pk)]
+    for n in (6, 6, 6, 6, 5):
+        hold_places(concert["offering"], concert["session"], tickets=standing * n)
+    assert counters_of(concert["session"]) == {None: 29, "Stalls": 0, "Standing": 29}
+
+    with pytest.raises(SoldOut, match="Only 1 place left in Standing; you asked for 2"):
+        hold_places(concert["offering"], concert["session"], tickets=standing * 2)
+    assert counters_of(concert["session"]) == {None: 29, "Stalls": 0, "Standing": 29}  # not the total either
+
+    hold_places(concert["offering"], concert["session"], tickets=standing)
+    assert counters_of(concert["session"]) == {None: 30, "Stalls": 0, "Standing": 30}
+    assert Booking.objects.filter(session=concert["session"]).count() == 6
 
 
 def test_a_taken_seat_is_refused_and_nothing_is_held(concert):
