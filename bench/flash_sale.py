@@ -12,7 +12,8 @@ Prints accepted bookings/s, p50/p99 latency, errors, and the oversell count (mus
 against the database afterwards. The whole cost is counted: the run has a Redis database of its own,
 emptied first (no task of an earlier run is taken inside this one), emails go to the local mailbox
 stand-in (they are sent, not failed and retried), and after the last request the outbox backlog is
-printed and the worker given until it is drained; CPU per booking is counted up to then.
+printed and the worker given until it is drained; CPU per booking is counted up to then. The worker
+runs at the lower CPU priority `make run` gives it (`--worker-nice`, 0 to run it level with the web).
 
 --mixed replays a release: for every booking attempt, five loads of the offering page or of its
 live-availability partial (the htmx request the page repeats) from --clients other clients, and
@@ -51,6 +52,8 @@ from _common import (
     setup_django,
     venue,
 )
+
+from config.devstack import WORKER_NICE, niced, session_deprioritise  # after _common: it finds the project
 
 BENCH_DB = "booking_flash"
 BENCH_REDIS_DB = 13
@@ -198,6 +201,13 @@ def main() -> None:
         "--threads", type=int, default=1, help="threads per gunicorn worker (gthread when > 1)"
     )
     parser.add_argument("--no-celery", action="store_true", help="do not run a Celery worker alongside")
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=WORKER_NICE,
+        metavar="N",
+        help=f"the Celery worker's CPU priority as `make run` sets it (default {WORKER_NICE}; 0: the web's)",
+    )
     parser.add_argument("--mixed", action="store_true", help="five page loads per booking attempt")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the PostgreSQL ceiling run")
     parser.add_argument(
@@ -236,26 +246,18 @@ def main() -> None:
         for port in ports
     ]
     if not args.no_celery:
+        worker = [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "WARNING"]
+        worker += ["--concurrency", "1"]
         processes.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-l",
-                    "WARNING",
-                    "--concurrency",
-                    "1",
-                ],
+                niced(worker, args.worker_nice),
                 cwd=ROOT,
                 env=server_env,
                 start_new_session=True,
                 stdout=subprocess.DEVNULL,
             )
         )
+        session_deprioritise(processes[-1].pid, args.worker_nice)
     path = f"/o/{offering.slug}/book/?session={session.pk}"
     processes += bouncer  # last: its CPU is counted apart
     try:

@@ -69,6 +69,27 @@ def _free_port(preferred: int) -> int:
 
 # --- make run -----------------------------------------------------------------------------------
 
+# The worker's CPU priority where it shares cores with the web: in a rush the bookings get the CPU
+# and the worker lags (the outbox holds its work; nothing is lost) and catches up after. On the
+# flash-sale bench: 65-69 -> 100 bookings/s, emails drained 25 -> 41 s after the sale.
+WORKER_NICE = 10
+
+
+def niced(argv: list[str], nice: int) -> list[str]:
+    """*argv* run at a lower CPU priority (inherited by the processes it forks)."""
+    return ["nice", "-n", str(nice), *argv] if nice else argv
+
+
+def session_deprioritise(pid: int, nice: int) -> None:
+    """Lower the CPU weight of the session *pid* leads. With the kernel's autogroup scheduling (the
+    default on desktop and many server kernels) each session is scheduled as one group, and a
+    process's own nice value ranks it only inside its group; a child started in a session of its own
+    needs its group niced too."""
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    if nice and autogroup.exists():
+        with contextlib.suppress(OSError):  # not permitted here: the process's own nice still applies
+            autogroup.write_text(str(nice))
+
 
 class Supervisor:
     """Run named child processes with prefixed output; restart one that crashes, with back-off, while
@@ -81,13 +102,16 @@ class Supervisor:
         self.started_at: dict[str, float] = {}
         self.delay: dict[str, float] = {}
         self.restart_at: dict[str, float] = {}
+        self.nice: dict[str, int] = {}
         self.stopping = False
 
-    def start(self, name: str, argv: list[str]) -> None:
+    def start(self, name: str, argv: list[str], *, nice: int = 0) -> None:
         # A session of its own: Ctrl-C reaches only us, and we stop the children in order.
         output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
-        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, start_new_session=True, **output)
+        proc = subprocess.Popen(niced(argv, nice), cwd=ROOT, env=self.env, start_new_session=True, **output)
+        session_deprioritise(proc.pid, nice)
         self.procs[name], self.argv[name], self.started_at[name] = proc, argv, time.monotonic()
+        self.nice[name] = nice
         say(f"{name} started (pid {proc.pid})")
         threading.Thread(target=self._pump, args=(name, proc), daemon=True).start()
 
@@ -105,7 +129,7 @@ class Supervisor:
                     os.killpg(proc.pid, signal.SIGKILL)  # what it leaves behind (a worker's pool) goes too
             elif now >= self.restart_at[name]:
                 del self.restart_at[name]
-                self.start(name, self.argv[name])
+                self.start(name, self.argv[name], nice=self.nice[name])
 
     @staticmethod
     def _pump(name: str, proc: subprocess.Popen) -> None:
@@ -135,7 +159,8 @@ def app_processes_start(supervisor: Supervisor, *, beat_schedule: Path) -> None:
     # The application server production uses (config/gunicorn.py), with its bounded connection pool.
     supervisor.start("web", [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.py"), WSGI])
     celery = [PYTHON, "-m", "celery", "-A", "config"]
-    supervisor.start("worker", [*celery, "worker", "-l", "WARNING", "--concurrency", "2", "-n", "worker@%h"])
+    worker = [*celery, "worker", "-l", "WARNING", "--concurrency", "2", "-n", "worker@%h"]
+    supervisor.start("worker", worker, nice=WORKER_NICE)
     supervisor.start("beat", [*celery, "beat", "-l", "WARNING", "-s", str(beat_schedule)])
 
 

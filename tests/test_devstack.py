@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from config.devstack import LocalRedis, ServiceWatch
+from config.devstack import WORKER_NICE, LocalRedis, ServiceWatch
 from config.env import redis_url_with_db
 from tests.conftest import wait_until
 
@@ -201,11 +201,14 @@ def test_make_run_serves_the_site_restarts_a_crashed_worker_and_stops_cleanly(sc
 
         [worker] = workers_started()
         crashed = _family(worker)  # the worker and its pool processes
+        # bookings win the CPU in a rush: the worker and its pool run at the lower priority
+        assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in crashed} == {WORKER_NICE}
         os.kill(worker, signal.SIGKILL)  # the worker crashes; the rest must go on serving
         wait_until(lambda: len(workers_started()) == 2, timeout=30, interval=0.2)
         assert "[stack] worker exited unexpectedly (exit -9); restarting in 1 s" in output()
         wait_until(lambda: not any(_alive(pid) for pid in crashed), timeout=10)  # no orphaned pool left
         assert _get(f"{base}/")[0] == 200
+        assert os.getpriority(os.PRIO_PROCESS, workers_started()[1]) == WORKER_NICE  # restarted as it was
         _book_a_class_and_find_the_email(base, scratch_database, emails_before=1)  # the new worker sends it
         family = _family(stack.pid)
     finally:
