@@ -155,20 +155,46 @@ def machine_busy_seconds() -> float:
     return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / HZ
 
 
+def _stat(pid: str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (None once the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _cpu(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / HZ  # utime + stime
+
+
 def group_cpu_seconds(pgid: int) -> float:
     """CPU used by the live processes of a process group (gunicorn master and workers, celery)."""
+    groups = (_stat(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    return sum(_cpu(fields) for fields in groups if fields and int(fields[2]) == pgid)
+
+
+def named_cpu_seconds(command: str) -> float:
+    """CPU used by the live processes whose command is *command* (PostgreSQL's backends and helpers:
+    a backend that exited meanwhile takes its figure with it, so count with lasting connections)."""
     total = 0.0
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / HZ
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() != command:
+                        continue
+            except OSError:
+                continue
+            fields = _stat(entry)
+            total += _cpu(fields) if fields else 0.0
     return total
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU used by one process (a child that shares our process group)."""
+    fields = _stat(str(pid))
+    return _cpu(fields) if fields else 0.0
 
 
 def port_wait(port: int, *, tries: int = 100) -> None:
