@@ -1,10 +1,12 @@
+import json
 import re
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, models
 
 from core.audit.models import ACTION_PATTERN, TimelineEntry
 from core.transactions import require_atomic
@@ -77,7 +79,7 @@ def timeline_entries_record_many(
         if subject.pk is None:
             raise ValueError("A timeline entry needs a saved subject.")
     user = acting_user if acting_user is not None and acting_user.is_authenticated else None
-    return TimelineEntry.objects.bulk_create(
+    made = [
         TimelineEntry(
             action=action,
             subject_type=ContentType.objects.get_for_model(subject, for_concrete_model=True),
@@ -88,4 +90,31 @@ def timeline_entries_record_many(
             created_at=now,
         )
         for subject, action, actor, data in entries
-    )
+    ]
+    # Plain SQL, one statement: every booking writes an entry while its places are locked, and the
+    # ORM spent more building this insert than PostgreSQL running it. WITH ORDINALITY keeps the ids
+    # in the order of the entries.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO core_timelineentry
+                (action, subject_type_id, subject_id, acting_user_id, actor, data, created_at)
+            SELECT e.action, e.subject_type_id, e.subject_id, %s, e.actor, e.data::jsonb, %s
+              FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[])
+                   WITH ORDINALITY AS e(action, subject_type_id, subject_id, actor, data, n)
+             ORDER BY e.n
+            RETURNING id
+            """,
+            [
+                user.pk if user else None,
+                now,
+                [e.action for e in made],
+                [e.subject_type_id for e in made],
+                [e.subject_id for e in made],
+                [e.actor for e in made],
+                [json.dumps(e.data, cls=DjangoJSONEncoder) for e in made],
+            ],
+        )
+        for entry, (pk,) in zip(made, cursor.fetchall(), strict=True):
+            entry.pk = pk
+    return made
