@@ -133,8 +133,9 @@ class BookingForm(forms.Form):
             if name.startswith("resource_") and value
         }
 
-    def place(self, *, now: datetime) -> Booking:
-        """Make the booking this form describes: one call to the booking service."""
+    def place(self, *, now: datetime, counters: list | None = None) -> Booking:
+        """Make the booking this form describes: one call to the booking service. *counters*: the
+        session's, as the view read them without a lock (the service need not read them again)."""
         common = {
             "customer": self.customer(),
             "idempotency_key": self.cleaned_data["idempotency_key"],
@@ -148,7 +149,9 @@ class BookingForm(forms.Form):
         tickets = self.tickets()
         if self.errors:
             raise forms.ValidationError("invalid tickets")
-        return booking_hold_session(offering=self.offering, session=self.session, tickets=tickets, **common)
+        return booking_hold_session(
+            offering=self.offering, session=self.session, tickets=tickets, known_counters=counters, **common
+        )
 
 
 class WaitlistForm(forms.Form):

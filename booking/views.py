@@ -27,7 +27,7 @@ from booking.selectors import (
     booking_get_by_manage_token,
     booking_items,
     booking_manage_token,
-    session_sold_out_for_new_booking,
+    session_places_for_new_booking,
 )
 from booking.services import (
     InvalidBooking,
@@ -92,13 +92,14 @@ def booking_new(request: HttpRequest, slug: str) -> HttpResponse:
     """The booking form for one session or start time; POST holds the places and moves on."""
     offering, session, starts_at = _target(request, slug)
     now = timezone.now()
-    if (
-        request.method == "POST"
-        and session is not None
-        and session_sold_out_for_new_booking(
+    places_now = (
+        session_places_for_new_booking(
             session_id=session.pk, idempotency_key=request.POST.get("idempotency_key", ""), now=now
         )
-    ):
+        if request.method == "POST" and session is not None
+        else None
+    )
+    if places_now is not None and places_now.sold_out:
         # Most answers in a rush are this one: say it from one unlocked read, without the form.
         template = "booking/sold_out.html#answer" if request.htmx else "booking/sold_out.html"
         context = {"offering": offering, "session": session, "zone": offering.location.time_zone}
@@ -111,7 +112,7 @@ def booking_new(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             try:
-                booking = form.place(now=now)
+                booking = form.place(now=now, counters=places_now.counters if places_now else None)
             except forms.ValidationError:
                 status = 422
             except ApplicationError as error:

@@ -129,8 +129,13 @@ def booking_hold_session(
     notes: str = "",
     acting_user=None,
     actor: str = "customer",
+    known_counters: list[CapacityCounter] | None = None,
 ) -> Booking:
     """Hold places in a class or event session for the offering's hold time (free ones confirm at once).
+
+    *known_counters*: the session's counters as the caller just read them without a lock
+    (`booking.selectors.session_places_for_new_booking`), so they are not read again; nothing is
+    decided on them that the locked write does not check again.
 
     :raises InvalidBooking: for a request that cannot be right (nothing is held).
     :raises SoldOut | SeatTaken: when the places are not there any more.
@@ -141,7 +146,9 @@ def booking_hold_session(
     _require_key(idempotency_key)
     # A read without locks turns most "sold out" answers away before any work (flash sales), unless
     # holds that ran out are still counted: those are released under the lock below.
-    known = list(CapacityCounter.objects.filter(session=session))
+    known = known_counters
+    if known is None:
+        known = list(CapacityCounter.objects.filter(session=session))
     try:
         session_places_check(counters=known, places=[line.place for line in lines])
     except SoldOut:
