@@ -135,11 +135,20 @@ def outbox_message_deliver(*, message_id: int, now: datetime) -> Delivery:
             message.attempts += 1
             message.status = OutboxMessage.Status.DELIVERED
             message.delivered_at = now
-            message.save(update_fields=["attempts", "status", "delivered_at"])
+            _mark_delivered(message)
     except _HandlerFailed as failure:
         return _delivery_failed(message_id=message_id, now=now, error_text=failure.error_text)
     logger.info("Outbox message %s (%s -> %s) delivered.", message.pk, message.topic, message.handler)
     return Delivery.DELIVERED
+
+
+def _mark_delivered(message: OutboxMessage) -> None:
+    # plain SQL for the same reason as the insert: once per delivery, the ORM's update cost more
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE core_outboxmessage SET attempts = %s, status = %s, delivered_at = %s WHERE id = %s",
+            [message.attempts, message.status, message.delivered_at, message.pk],
+        )
 
 
 def _delivery_failed(*, message_id: int, now: datetime, error_text: str) -> Delivery:
