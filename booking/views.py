@@ -44,7 +44,12 @@ from core.http import SeeOther
 from inventory.errors import Unavailable
 from inventory.locks import CapacityBusy
 from inventory.models import Offering, Session
-from inventory.selectors import offering_get_published, session_availability_get, session_seat_map
+from inventory.selectors import (
+    offering_get_published,
+    session_availability_get,
+    session_get_for_booking,
+    session_seat_map,
+)
 
 
 def _offering_or_404(slug: str) -> Offering:
@@ -59,9 +64,7 @@ def _target(request: HttpRequest, slug: str) -> tuple[Offering, Session | None, 
     session_id = request.GET.get("session")
     if session_id:
         try:
-            session = Session.objects.select_related(
-                "offering__location", "offering__cancellation_policy"
-            ).get(pk=int(session_id), offering__slug=slug, offering__is_published=True)
+            session = session_get_for_booking(session_id=int(session_id), offering_slug=slug)
         except (ValueError, Session.DoesNotExist):
             raise Http404("Choose a session of this offering first") from None
         return session.offering, session, None

@@ -53,6 +53,19 @@ def test_booking_a_class_holds_the_places_and_shows_the_booking(client, yoga):
     assert re.search(r"10\s+minutes", shown)  # the hold countdown starts at the offering's hold time
 
 
+def test_a_booking_form_link_to_another_offerings_session_or_an_unpublished_one_is_not_found(
+    client, yoga, free_class
+):
+    assert client.get(form_url(free_class["offering"], yoga["session"])).status_code == 404
+    assert client.get(f"/o/{yoga['offering'].slug}/book/?session=99999999999999999999").status_code == 404
+    assert client.get(f"/o/{yoga['offering'].slug}/book/?session=x").status_code == 404
+    page = client.get(form_url(yoga["offering"], yoga["session"]))
+    assert page.status_code == 200 and "Studio" in page.content.decode()  # the venue, read with the session
+    yoga["offering"].is_published = False
+    yoga["offering"].save(update_fields=["is_published"])
+    assert client.get(form_url(yoga["offering"], yoga["session"])).status_code == 404
+
+
 def test_submitting_the_same_form_twice_books_once(client, yoga):
     data = details(quantity="1", idempotency_key="same-form")
     first = client.post(form_url(yoga["offering"], yoga["session"]), data)
