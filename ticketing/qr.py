@@ -6,8 +6,14 @@ import qrcode
 import qrcode.image.svg
 from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
+from qrcode.exceptions import DataOverflowError
 
 FIXED_MASK = 0
+
+
+# The smallest version found for a payload of each length: payloads are one fixed format, so the
+# library's search for it (building the data at several sizes, a quarter of a code's cost) runs once.
+_VERSIONS: dict[int, int] = {}
 
 
 def _code(payload: str) -> qrcode.QRCode:
@@ -15,9 +21,17 @@ def _code(payload: str) -> qrcode.QRCode:
     # version 6 code, large modules at phone-screen size.
     # A fixed mask: every one of the eight gives a valid code that phones and door scanners read,
     # and choosing the "best" (the library scores all eight) was most of the cost of a ticket email.
-    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4, box_size=8, mask_pattern=FIXED_MASK)
+    version = _VERSIONS.get(len(payload))
+    code = qrcode.QRCode(
+        version=version, error_correction=ERROR_CORRECT_M, border=4, box_size=8, mask_pattern=FIXED_MASK
+    )
     code.add_data(payload)
-    code.make(fit=True)
+    try:
+        code.make(fit=version is None)
+    except DataOverflowError:  # a same-length payload that needs more room (another encoding mode)
+        code.version = None
+        code.make(fit=True)
+    _VERSIONS.setdefault(len(payload), code.version)
     return code
 
 
