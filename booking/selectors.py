@@ -8,6 +8,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from booking.models import HOLDING_STATUSES, SOLD_STATUSES, Booking, BookingCharge, BookingItem
+from core.rows import instances_from, select_list
 from inventory.models import CapacityCounter
 
 MANAGE_SALT = "booking.manage"
@@ -106,21 +107,21 @@ def session_places_for_new_booking(
             {"session": session_id, "holding": list(HOLDING_STATUSES), "now": now, "key": idempotency_key},
         )
         rows = cursor.fetchall()
-    fields = ("id", "session_id", "zone_id", "ticket_type_id", "capacity", "held", "sold")
-    counters = [CapacityCounter(**dict(zip(fields, row[:7], strict=True))) for row in rows]
+    counters = [counter for row in rows for counter in instances_from(row[2:], CapacityCounter)]
     total_full = any(
         c.zone_id is None and c.ticket_type_id is None and c.held + c.sold >= c.capacity for c in counters
     )
-    hold_ran_out, key_used = (rows[0][7], rows[0][8]) if rows else (False, False)
+    hold_ran_out, key_used = rows[0][:2] if rows else (False, False)
     return SessionPlacesNow(counters=counters, sold_out=total_full and not hold_ran_out and not key_used)
 
 
-_PLACES_NOW_SQL = """
-SELECT c.id, c.session_id, c.zone_id, c.ticket_type_id, c.capacity, c.held, c.sold,
-       EXISTS (SELECT 1 FROM booking_booking b WHERE b.session_id = %(session)s
+# built once from the counter model's own columns, never from input
+_PLACES_NOW_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM booking_booking b WHERE b.session_id = %(session)s
                   AND b.status = ANY(%(holding)s) AND b.hold_expires_at <= %(now)s),
-       EXISTS (SELECT 1 FROM booking_booking b WHERE b.idempotency_key = %(key)s)
+       EXISTS (SELECT 1 FROM booking_booking b WHERE b.idempotency_key = %(key)s),
+       {select_list(CapacityCounter, "c")}
   FROM inventory_capacitycounter c
  WHERE c.session_id = %(session)s
  ORDER BY c.id
-"""
+"""  # noqa: S608

@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import BigIntegerField, Func, Q, QuerySet
 from django.db.models.functions import Lower, Upper
 
-from core.rows import column_count, instance_from, select_list
+from core.rows import instances_from, select_list
 from inventory.availability import (
     AppointmentRules,
     AppointmentSlot,
@@ -522,14 +522,8 @@ def session_get_for_booking(*, session_id: int, offering_slug: str) -> Session:
         row = cursor.fetchone()
     if row is None:
         raise Session.DoesNotExist(f"No session {session_id} of a published offering {offering_slug!r}.")
-    models, parts, start = (Session, Offering, Location, CancellationPolicy), [], 0
-    for model in models:
-        parts.append(row[start : start + column_count(model)])
-        start += len(parts[-1])
-    session, offering, location = (instance_from(m, v) for m, v in zip(models[:3], parts[:3], strict=True))
-    offering.location = location
-    policy = parts[3]
-    offering.cancellation_policy = None if policy[0] is None else instance_from(CancellationPolicy, policy)
+    session, offering, location, policy = instances_from(row, Session, Offering, Location, CancellationPolicy)
+    offering.location, offering.cancellation_policy = location, policy
     session.offering = offering
     return session
 
