@@ -11,17 +11,18 @@ import pkgutil
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.models import F
 
 from booking import services
 from booking.models import Booking, BookingStatus
 from booking.services import CapacityGone, TicketRequest, booking_confirm, booking_expire, booking_reschedule
 from core.errors import ApplicationError
-from inventory import capacity
+from inventory import capacity, locks
 from inventory.locks import CapacityBusy
 from inventory.models import Allocation, CapacityCounter
 from tests.booking.helpers import NOW, at, hold_places, hold_slot, total_counter
@@ -73,6 +74,33 @@ def tally(outcomes):
         else:
             kinds[f"CRASH: {type(outcome).__name__}"] += 1
     return kinds
+
+
+@contextmanager
+def counters_locked_elsewhere(session, then=None):
+    """Another transaction holds the session's counters for the length of the block; it runs *then*
+    (its own change to them) once the block ends, and commits."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                locks.lock_session_counters(session_ids=[session.pk])
+                holding.set()
+                release.wait(10)
+                if then is not None:
+                    then()
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join()
 
 
 @pytest.fixture
@@ -158,30 +186,16 @@ def test_a_booking_that_waited_for_the_places_counts_what_the_one_before_it_chan
     """A booking taken in one guarded statement that had to wait for the counter lock checks and adds
     to the row as the other transaction left it (PostgreSQL re-reads it after the wait), never to the
     row as it was when the statement began: a lost update here is an oversell later."""
-    from django.db import transaction
-
-    from inventory import locks
-
     session = yoga["session"]
     hold_places(yoga["offering"], session, 4)
     hold_places(yoga["offering"], session, 2)
-    holding, release = threading.Event(), threading.Event()
 
-    def another_transaction_giving_four_back():
-        try:
-            with transaction.atomic():
-                locks.lock_session_counters(session_ids=[session.pk])
-                holding.set()
-                release.wait(10)  # until my booking waits for the lock, with its view of the row
-                CapacityCounter.objects.filter(session=session).update(held=F("held") - 4)
-        finally:
-            connections.close_all()
+    def giving_four_back():
+        CapacityCounter.objects.filter(session=session).update(held=F("held") - 4)
 
-    other = threading.Thread(target=another_transaction_giving_four_back)
-    other.start()
-    try:
-        assert holding.wait(10)
-        mine = []
+    mine = []
+    # it gives them back once my booking waits for the lock, with its view of the row
+    with counters_locked_elsewhere(session, then=giving_four_back):
         waiting = threading.Thread(
             target=lambda: (mine.append(hold_places(yoga["offering"], session, 3)), connections.close_all())
         )
@@ -193,15 +207,9 @@ def test_a_booking_that_waited_for_the_places_counts_what_the_one_before_it_chan
                 return cursor.fetchone()[0]
 
         assert wait_until(lock_waits)  # my booking is queued behind the other transaction
-    finally:
-        release.set()
-        other.join()
     waiting.join(30)
     assert isinstance(mine[0], Booking)
     assert total_counter(session).held == 2 + 3
-
-
-# --- changes racing each other ------------------------------------------------------------------
 
 
 def test_a_reschedule_racing_a_new_booking_for_the_last_place(yoga, slow_checks):
@@ -335,32 +343,10 @@ def test_negative_control_without_locks_or_exclusion_constraint_a_stylist_is_dou
 
 
 def test_a_booking_waiting_too_long_for_the_lock_is_told_to_try_again(free_class, monkeypatch):
-    from django.db import transaction
-
-    from inventory import locks
-
     monkeypatch.setattr(locks, "LOCK_TIMEOUT_MS", 300)
-    holding = threading.Event()
-    release = threading.Event()
-
-    def hold_the_lock():
-        try:
-            with transaction.atomic():
-                locks.lock_session_counters(session_ids=[free_class["session"].pk])
-                holding.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    try:
-        assert holding.wait(10)
+    with counters_locked_elsewhere(free_class["session"]):
         started = time.monotonic()
         with pytest.raises(locks.CapacityBusy, match="Please try again"):
             hold_places(free_class["offering"], free_class["session"], 1)
         assert time.monotonic() - started < 5
-    finally:
-        release.set()
-        holder.join()
     assert not Booking.objects.exists()
